@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint install browsers migrate clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+## run: serve HTTP and WebSocket with Daphne on http://$(HOST):$(PORT) (DEBUG, SQLite,
+## in-memory channel layer and the offline model unless the environment says otherwise)
+run: export DJANGO_DEBUG ?= 1
+run: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_dev_admin
+	$(PY) -m daphne --bind $(HOST) --port $(PORT) assistant_site.asgi:application
+
+## test: the whole suite (unit, integration, end-to-end in headless Chromium)
+test: export DJANGO_DEBUG ?= 0
+test: export DJANGO_ALLOWED_HOSTS ?= testserver,localhost,127.0.0.1
+test: $(STAMP) browsers
+	@export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')}"; \
+	$(PY) -m ruff check . && $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+## browsers: Debian's Chromium for the end-to-end tests (Playwright drives it)
+browsers:
+	@bash deploy/ensure-chromium.sh
+
+clean:
+	rm -rf $(VENV) var staticfiles test-artifacts

@@ -1,0 +1,151 @@
+"""SDK server messages turned into the relay's own small event types.
+
+One Gemini server message can carry several fields at once (model parts, transcriptions,
+turnComplete, usage, goAway...). ``events_from_message`` returns one event for each, in the
+order a consumer must apply them: content and transcriptions before the turn ends.
+"""
+
+from dataclasses import dataclass, field
+
+from google.genai import types
+
+
+@dataclass(frozen=True)
+class AudioOut:
+    """Model speech: PCM16LE mono 24 kHz."""
+
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TextOut:
+    """A fragment of a text reply (TEXT modality)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class InputTranscript:
+    """A fragment of the transcription of the user's speech."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class OutputTranscript:
+    """A fragment of the transcription of the model's speech."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """The user barged in: queued model audio must be dropped now."""
+
+
+@dataclass(frozen=True)
+class TurnComplete:
+    """The model finished its turn."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens reported for one response."""
+
+    prompt_tokens: int
+    response_tokens: int
+    total_tokens: int
+    details: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GoAway:
+    """The server will close this connection soon."""
+
+    time_left: str | None
+
+
+@dataclass(frozen=True)
+class ResumptionUpdate:
+    """The newest session resumption handle."""
+
+    handle: str | None
+    resumable: bool
+
+
+@dataclass(frozen=True)
+class UpstreamClosed:
+    """The upstream connection ended; ``error`` is None for a clean close."""
+
+    error: str | None
+
+
+LiveEvent = (
+    AudioOut
+    | TextOut
+    | InputTranscript
+    | OutputTranscript
+    | Interrupted
+    | TurnComplete
+    | Usage
+    | GoAway
+    | ResumptionUpdate
+    | UpstreamClosed
+)
+
+
+def events_from_message(message: types.LiveServerMessage) -> list[LiveEvent]:
+    """Every event one server message carries, in the order they must be applied."""
+    events: list[LiveEvent] = []
+    content = message.server_content
+    if content is not None:
+        events.extend(_content_events(content))
+    if message.usage_metadata is not None:
+        events.append(_usage_event(message.usage_metadata))
+    if message.session_resumption_update is not None:
+        update = message.session_resumption_update
+        events.append(ResumptionUpdate(handle=update.new_handle, resumable=bool(update.resumable)))
+    if message.go_away is not None:
+        events.append(GoAway(time_left=message.go_away.time_left))
+    return events
+
+
+def _content_events(content: types.LiveServerContent) -> list[LiveEvent]:
+    """Events of one serverContent, the turn's end last."""
+    events: list[LiveEvent] = []
+    if content.input_transcription is not None and content.input_transcription.text:
+        events.append(InputTranscript(text=content.input_transcription.text))
+    if content.model_turn is not None:
+        for part in content.model_turn.parts or ():
+            if part.inline_data is not None and part.inline_data.data:
+                mime = part.inline_data.mime_type or ""
+                if mime.startswith("audio/"):
+                    events.append(AudioOut(data=part.inline_data.data))
+            elif part.text and not part.thought:
+                events.append(TextOut(text=part.text))
+    if content.output_transcription is not None and content.output_transcription.text:
+        events.append(OutputTranscript(text=content.output_transcription.text))
+    if content.interrupted:
+        events.append(Interrupted())
+    if content.turn_complete:
+        events.append(TurnComplete())
+    return events
+
+
+def _usage_event(usage: types.UsageMetadata) -> Usage:
+    """Token counts, with per-modality details keyed like ``prompt_AUDIO``."""
+    details: dict[str, int] = {}
+    for prefix, counts in (
+        ("prompt", usage.prompt_tokens_details),
+        ("response", usage.response_tokens_details),
+    ):
+        for count in counts or ():
+            if count.modality is not None and count.token_count:
+                key = f"{prefix}_{count.modality.value}"
+                details[key] = details.get(key, 0) + count.token_count
+    return Usage(
+        prompt_tokens=usage.prompt_token_count or 0,
+        response_tokens=usage.response_token_count or 0,
+        total_tokens=usage.total_token_count or 0,
+        details=details,
+    )

@@ -1,0 +1,93 @@
+"""Live sessions and their transcripts."""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class LiveSession(models.Model):
+    """One share session: a browser connection relayed to one Gemini Live conversation."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+        FAILED = "failed", "Failed"
+
+    class EndReason(models.TextChoices):
+        CLIENT_STOP = "client_stop", "Stopped by the user"
+        CLIENT_DISCONNECT = "client_disconnect", "Browser disconnected"
+        UPSTREAM_UNAVAILABLE = "upstream_unavailable", "Could not reach the model"
+        UPSTREAM_CLOSED = "upstream_closed", "Model connection closed"
+        UPSTREAM_ERROR = "upstream_error", "Model connection failed"
+        PROTOCOL_ERROR = "protocol_error", "Browser protocol violation"
+
+    class Modality(models.TextChoices):
+        AUDIO = "AUDIO", "Voice"
+        TEXT = "TEXT", "Text"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="live_sessions"
+    )
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True
+    )
+    end_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
+    model = models.CharField(max_length=128)
+    response_modality = models.CharField(max_length=8, choices=Modality.choices)
+    voice = models.CharField(max_length=32, blank=True)
+    frames_received = models.PositiveIntegerField(default=0)
+    audio_seconds_in = models.FloatField(default=0.0)
+    audio_seconds_out = models.FloatField(default=0.0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    response_tokens = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    user_agent = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["user", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Wall time from start to end, or to now while active."""
+        end = self.ended_at or (timezone.now() if self.status == self.Status.ACTIVE else None)
+        return end - self.started_at if end else None
+
+
+class TranscriptEntry(models.Model):
+    """One line of a transcript: a whole speaker turn, or one typed message."""
+
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        MODEL = "model", "Model"
+
+    class Source(models.TextChoices):
+        SPEECH = "speech", "Speech"
+        TYPED = "typed", "Typed"
+        TEXT_REPLY = "text-reply", "Text reply"
+
+    session = models.ForeignKey(LiveSession, on_delete=models.CASCADE, related_name="entries")
+    sequence = models.PositiveIntegerField()
+    role = models.CharField(max_length=8, choices=Role.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["session", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "sequence"], name="unique_entry_sequence"),
+        ]
+        verbose_name_plural = "transcript entries"
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.role}: {self.text[:60]}"

@@ -1,0 +1,97 @@
+"""Persisting one session as it happens, without blocking the media path.
+
+Lines are written by one background task, in batches, as soon as each turn completes;
+a crash loses at most the turn in progress. A failed write is kept and tried again with
+the next batch and at the end, so no line is dropped while the database is briefly away.
+"""
+
+import asyncio
+import logging
+import uuid
+from dataclasses import replace
+
+from channels.db import database_sync_to_async
+from django.db import DatabaseError
+
+from sessions_app import services
+from sessions_app.services import SessionCounters
+from sessions_app.transcripts import Line, TurnBuffer
+
+logger = logging.getLogger(__name__)
+
+
+class SessionRecorder:
+    """Collects a session's transcript and totals and stores them in the background."""
+
+    def __init__(self, session_id: uuid.UUID) -> None:
+        self.session_id = session_id
+        self.counters = SessionCounters()
+        self.turns = TurnBuffer()
+        self._unsaved: list[Line] = []
+        self._wake = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_loop(), name="transcript-writer")
+        self._finished = False
+
+    def typed(self, text: str) -> Line:
+        """Record a typed message as a line now."""
+        line = self.turns.add_typed(text)
+        self._queue([line])
+        return line
+
+    def fragment(self, *, role: str, source: str, text: str) -> None:
+        """Record a transcription fragment of the turn in progress."""
+        self.turns.add_fragment(role=role, source=source, text=text)
+
+    def complete_turn(self) -> list[Line]:
+        """Close the turn in progress and queue its lines."""
+        lines = self.turns.complete_turn()
+        self._queue(lines)
+        return lines
+
+    async def finish(self, *, status: str, end_reason: str) -> bool:
+        """Store what is left and mark the session finished; False if already finished."""
+        if self._finished:
+            return False
+        self._finished = True
+        if self.turns.pending:
+            self.complete_turn()
+        self._wake.set()
+        await self._writer
+        if self._unsaved:
+            await self._flush()
+        return await database_sync_to_async(services.live_session_finish)(
+            session_id=self.session_id,
+            status=status,
+            end_reason=end_reason,
+            counters=replace(self.counters),
+        )
+
+    def _queue(self, lines: list[Line]) -> None:
+        """Hand lines to the writer."""
+        if lines:
+            self._unsaved.extend(lines)
+            self._wake.set()
+
+    async def _write_loop(self) -> None:
+        """Write queued lines as they come."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+            if self._finished:
+                return
+
+    async def _flush(self) -> None:
+        """Write every unsaved line with the current totals; keep them on failure."""
+        lines, self._unsaved = self._unsaved, []
+        try:
+            await database_sync_to_async(services.transcript_lines_save)(
+                session_id=self.session_id, lines=lines, counters=replace(self.counters)
+            )
+        except DatabaseError:
+            logger.exception(
+                "Saving %d transcript lines of session %s failed; will retry",
+                len(lines),
+                self.session_id,
+            )
+            self._unsaved[:0] = lines

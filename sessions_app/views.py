@@ -1,0 +1,45 @@
+"""Pages: the share page, the user's history and one transcript."""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from sessions_app.models import LiveSession
+
+SESSIONS_PER_PAGE = 25
+
+
+@login_required
+def share(request: HttpRequest) -> HttpResponse:
+    """The share page: screen, mic, live transcript."""
+    return render(
+        request,
+        "sessions_app/share.html",
+        {"voices": settings.GEMINI_VOICES, "default_voice": settings.GEMINI_DEFAULT_VOICE},
+    )
+
+
+@login_required
+def session_list(request: HttpRequest) -> HttpResponse:
+    """The user's own sessions, newest first."""
+    sessions = (
+        LiveSession.objects.filter(user=request.user)
+        .annotate(line_count=Count("entries"))
+        .order_by("-started_at")
+    )
+    page = Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "sessions_app/session_list.html", {"page": page})
+
+
+@login_required
+def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
+    """One transcript; sessions of other users do not exist for this user."""
+    session = get_object_or_404(LiveSession, pk=session_id, user=request.user)
+    return render(
+        request,
+        "sessions_app/session_detail.html",
+        {"session": session, "entries": session.entries.all()},
+    )

@@ -1,0 +1,59 @@
+// The browser side of the share protocol (docs/protocol.md): JSON control frames and
+// binary media frames with a one-byte kind tag.
+
+export const Kind = Object.freeze({ AUDIO: 0x01, JPEG: 0x02, PNG: 0x03 });
+
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  PROTOCOL_VIOLATION: 4400,
+  UNAUTHENTICATED: 4401,
+  UPSTREAM_FAILED: 4502,
+});
+
+export class ShareSocket extends EventTarget {
+  constructor(path) {
+    super();
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    this.ws = new WebSocket(`${scheme}//${location.host}${path}`);
+    this.ws.binaryType = "arraybuffer";
+    this.ws.addEventListener("message", (event) => this.#onMessage(event));
+    this.ws.addEventListener("open", () => this.dispatchEvent(new Event("open")));
+    this.ws.addEventListener("close", (event) =>
+      this.dispatchEvent(new CustomEvent("close", { detail: { code: event.code, reason: event.reason } })),
+    );
+  }
+
+  get open() {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  sendJson(message) {
+    if (this.open) this.ws.send(JSON.stringify(message));
+  }
+
+  sendMedia(kind, payload) {
+    if (!this.open) return false;
+    const bytes = new Uint8Array(payload.byteLength + 1);
+    bytes[0] = kind;
+    bytes.set(new Uint8Array(payload.buffer ?? payload, payload.byteOffset ?? 0, payload.byteLength), 1);
+    this.ws.send(bytes);
+    return true;
+  }
+
+  close() {
+    this.ws.close(CloseCode.NORMAL);
+  }
+
+  #onMessage(event) {
+    if (typeof event.data === "string") {
+      const message = JSON.parse(event.data);
+      this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
+      return;
+    }
+    const bytes = new Uint8Array(event.data);
+    if (bytes.length > 1 && bytes[0] === Kind.AUDIO) {
+      const pcm = event.data.slice(1);
+      this.dispatchEvent(new CustomEvent("audio", { detail: pcm }));
+    }
+  }
+}

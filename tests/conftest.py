@@ -1,0 +1,170 @@
+"""Shared fixtures: users, a logged-in session cookie, the Gemini Live stand-in, a browser."""
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
+
+from sessions_app.live.emulator import Behaviour, StandIn
+from sessions_app.protocol import Kind
+
+CI = os.environ.get("CI") == "true"
+
+# Recognisable, so a test can prove the key never reaches a page, a message or a log.
+TEST_API_KEY = f"test-key-{uuid.uuid4().hex}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the end-to-end tests last: they are the slowest, and they hold a browser."""
+    items.sort(key=lambda item: "/e2e/" in str(item.path))
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip when a real service is missing locally; in CI a missing service is a failure."""
+    if available:
+        return
+    if CI:
+        pytest.fail(f"{reason}; with CI=true this test must run")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _close_worker_thread_connections() -> Iterator[None]:
+    """After each test, close the DB connection the async code left in asgiref's worker thread.
+
+    ``database_sync_to_async`` closes a stale connection at the start of the next call on
+    that thread; after a test's last call there is no next call, and PostgreSQL would then
+    refuse to drop the test database while the connection is open.
+    """
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+@pytest.fixture
+def user(django_user_model: Any) -> Any:
+    """A regular team member."""
+    return django_user_model.objects.create_user("alice", password="alice-pass-123")
+
+
+@pytest.fixture
+def other_user(django_user_model: Any) -> Any:
+    """Another team member."""
+    return django_user_model.objects.create_user("bob", password="bob-pass-123")
+
+
+def login_cookie(user: Any) -> str:
+    """The Cookie header of a new browser logged in as ``user``."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    name = django_settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}"
+
+
+@pytest.fixture
+def cookie(user: Any) -> str:
+    """The Cookie header of ``user``'s browser."""
+    return login_cookie(user)
+
+
+@pytest.fixture(scope="session")
+def standin_tls_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One CA and server certificate for every stand-in of the run."""
+    return str(tmp_path_factory.mktemp("standin-tls"))
+
+
+@pytest.fixture
+async def standin(settings: Any, standin_tls_dir: str) -> AsyncIterator[StandIn]:
+    """A Gemini Live stand-in over TLS, configured as the site's upstream (production path)."""
+    async with StandIn(behaviour=Behaviour(), tls_dir=standin_tls_dir) as server:
+        settings.GEMINI_API_KEY = TEST_API_KEY
+        settings.GEMINI_API_BASE_URL = server.base_url
+        settings.GEMINI_CA_BUNDLE = str(server.ca_path)
+        yield server
+
+
+class Browser:
+    """A browser's WebSocket through the whole ASGI stack: origin check, auth, routing."""
+
+    def __init__(self, cookie: str | None = None, origin: str = "http://testserver") -> None:
+        from assistant_site.asgi import application
+
+        headers = [(b"origin", origin.encode()), (b"user-agent", b"pytest-browser/1.0")]
+        if cookie:
+            headers.append((b"cookie", cookie.encode()))
+        self.ws = WebsocketCommunicator(application, "/ws/share/", headers=headers)
+        self.audio: list[bytes] = []
+        self.messages: list[dict[str, Any]] = []
+
+    async def connect(self) -> dict[str, Any]:
+        """Open the socket and return the server's hello."""
+        connected, _ = await self.ws.connect(timeout=5)
+        assert connected
+        return await self.expect("hello")
+
+    async def send(self, **message: Any) -> None:
+        """Send a JSON control message."""
+        await self.ws.send_to(text_data=json.dumps(message))
+
+    async def send_media(self, kind: Kind, payload: bytes) -> None:
+        """Send a binary media frame."""
+        await self.ws.send_to(bytes_data=bytes((kind,)) + payload)
+
+    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next JSON message; binary audio is collected into ``audio`` on the way."""
+        while True:
+            raw = await self.ws.receive_output(timeout)
+            if raw["type"] == "websocket.close":
+                return {"type": "__closed__", "code": raw.get("code")}
+            if raw.get("bytes") is not None:
+                assert raw["bytes"][0] == Kind.AUDIO
+                self.audio.append(raw["bytes"][1:])
+                continue
+            message = json.loads(raw["text"])
+            self.messages.append(message)
+            return message
+
+    async def expect(self, type_: str, timeout: float = 5.0, **fields: Any) -> dict[str, Any]:
+        """Read until a message of ``type_`` (with ``fields``) arrives and return it."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.next(timeout)
+                if message["type"] == type_ and all(message.get(k) == v for k, v in fields.items()):
+                    return message
+                if message["type"] == "__closed__":
+                    raise AssertionError(f"socket closed ({message['code']}) waiting for {type_}")
+
+    async def expect_close(self, timeout: float = 5.0) -> int:
+        """Read until the server closes the socket; return the close code."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.next(timeout)
+                if message["type"] == "__closed__":
+                    return message["code"]
+
+    async def start(self, mode: str = "audio", voice: str = "Puck") -> dict[str, Any]:
+        """Start a live session and wait until it is live."""
+        await self.send(type="start", mode=mode, voice=voice)
+        return await self.expect("status", state="live", timeout=10)
+
+    def transcript(self, role: str, turn: int) -> str:
+        """The streamed fragments of one speaker's turn, joined."""
+        return "".join(
+            m["text"]
+            for m in self.messages
+            if m["type"] == "transcript" and m["role"] == role and m.get("turn") == turn
+        )
+
+    async def close(self) -> None:
+        """Disconnect like a closed tab."""
+        await self.ws.disconnect()

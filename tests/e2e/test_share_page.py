@@ -1,0 +1,49 @@
+"""The share page in headless Chromium against Daphne, with the stand-in upstream."""
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from sessions_app.live.emulator import ThreadedStandIn
+from sessions_app.models import LiveSession
+from tests.e2e.conftest import ARTIFACTS, log_in
+
+
+def test_page_starts_a_session_and_shows_the_stored_transcript(
+    daphne_server: str, page: Any, user: Any, e2e_standin: ThreadedStandIn
+) -> None:
+    before = len(e2e_standin.connections)
+    log_in(page, daphne_server, "alice", "alice-pass-123")
+    page.select_option("#mode", "text")
+    page.get_by_test_id("start").click()
+    status = page.get_by_test_id("status")
+    expect(status).to_have_attribute("data-state", "live", timeout=10000)
+
+    page.get_by_test_id("text-input").fill("What is on my screen?")
+    page.get_by_test_id("send-text").click()
+    transcript = page.get_by_test_id("transcript")
+    model_line = transcript.locator(".line.model.final")
+    expect(model_line).to_have_count(1, timeout=10000)
+
+    connection = e2e_standin.connections[before]
+    assert connection.texts == ["What is on my screen?"]
+    reply = "".join(
+        part["text"]
+        for message in connection.replies
+        for part in message.get("serverContent", {}).get("modelTurn", {}).get("parts", [])
+        if "text" in part
+    )
+    expect(transcript.locator(".line.user .text")).to_have_text("What is on my screen?")
+    expect(model_line.locator(".text")).to_have_text(reply)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "share-page-text.png"))
+
+    page.get_by_test_id("stop").click()
+    expect(status).to_have_attribute("data-state", "ended", timeout=10000)
+    session = LiveSession.objects.get()
+    assert session.user == user
+    assert session.status == LiveSession.Status.ENDED
+    assert list(session.entries.values_list("role", "source", "text")) == [
+        ("user", "typed", "What is on my screen?"),
+        ("model", "text-reply", reply.strip()),
+    ]

@@ -1,0 +1,39 @@
+"""The real backing services the settings select: PostgreSQL and the Redis channel layer."""
+
+import os
+import uuid
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+from django.db import connection
+
+pytestmark = pytest.mark.django_db
+from tests.conftest import require  # noqa: E402
+
+
+@pytest.mark.postgres
+def test_suite_runs_on_postgresql_when_configured() -> None:
+    url = os.environ.get("DATABASE_URL", "")
+    require(url.startswith(("postgres://", "postgresql://")), "DATABASE_URL is not PostgreSQL")
+    assert connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        cursor.execute("select 1")
+        assert cursor.fetchone() == (1,)
+
+
+@pytest.mark.redis
+@pytest.mark.asyncio
+async def test_redis_channel_layer_round_trip(settings: Any) -> None:
+    require(bool(os.environ.get("REDIS_URL")), "REDIS_URL is not set")
+    from channels_redis.core import RedisChannelLayer
+
+    layer = get_channel_layer()
+    assert isinstance(layer, RedisChannelLayer)
+    group = f"test-{uuid.uuid4().hex}"
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    await layer.group_send(group, {"type": "session.end", "reason": "admin"})
+    assert await layer.receive(channel) == {"type": "session.end", "reason": "admin"}
+    await layer.group_discard(group, channel)
+    await layer.flush()
