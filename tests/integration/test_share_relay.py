@@ -318,3 +318,72 @@ async def test_two_sessions_run_side_by_side(
         session, lines = await stored(live["session_id"])
         assert session.end_reason == LiveSession.EndReason.CLIENT_DISCONNECT
         assert lines[0] == (1, "user", "typed", text)
+
+
+async def test_lines_are_stored_when_each_turn_completes(standin: StandIn, cookie: str) -> None:
+    browser = Browser(cookie)
+    await browser.connect()
+    live = await browser.start()
+    await browser.send(type="text", text="one")
+    await browser.expect("turn_complete")
+
+    async def stored_while_live() -> list[tuple[int, str, str, str]]:
+        while True:
+            session, lines = await stored(live["session_id"])
+            assert session.status == LiveSession.Status.ACTIVE
+            if len(lines) == 2:
+                return lines
+            await asyncio.sleep(0.02)
+
+    lines = await asyncio.wait_for(stored_while_live(), timeout=5)
+    assert [line[1:3] for line in lines] == [("user", "typed"), ("model", "speech")]
+    session, _ = await stored(live["session_id"])
+    assert session.total_tokens == sent_usage(standin)
+    await browser.close()
+
+
+async def test_interrupted_turn_is_relayed_and_stored(standin: StandIn, cookie: str) -> None:
+    standin.behaviour.chunk_interval_s = 0.2
+    browser = Browser(cookie)
+    await browser.connect()
+    live = await browser.start()
+    await browser.send(type="text", text="Talk for a while")
+    first = await browser.expect("transcript", role="model")
+    await standin.interrupt()
+    interrupted = await browser.expect("interrupted")
+    assert interrupted["turn"] == first["turn"]
+
+    standin.behaviour.chunk_interval_s = 0.0
+    await browser.send(type="text", text="Short answer please")
+    done = await browser.expect("turn_complete")
+    assert done["turn"] == interrupted["turn"] + 1
+    await browser.send(type="stop")
+    await browser.expect("status", state="ended")
+
+    _, lines = await stored(live["session_id"])
+    partial = browser.transcript("model", interrupted["turn"])
+    assert partial
+    assert lines == [
+        (1, "user", "typed", "Talk for a while"),
+        (2, "model", "speech", partial.strip()),
+        (3, "user", "typed", "Short answer please"),
+        (4, "model", "speech", browser.transcript("model", done["turn"]).strip()),
+    ]
+
+
+async def test_stop_then_start_again_on_the_same_socket(standin: StandIn, cookie: str) -> None:
+    browser = Browser(cookie)
+    await browser.connect()
+    first = await browser.start()
+    await browser.send(type="stop")
+    await browser.expect("status", state="ended")
+    await browser.send_media(Kind.AUDIO, b"\0\0" * 160)
+    assert (await browser.expect("error"))["code"] == "not_started"
+    await browser.send(type="stop")
+    assert (await browser.expect("error"))["code"] == "not_started"
+    second = await browser.start(mode="text")
+    assert second["session_id"] != first["session_id"]
+    await browser.send(type="text", text="again")
+    await browser.expect("turn_complete")
+    assert [c.closed for c in standin.connections] == [True, False]
+    await browser.close()

@@ -17,7 +17,8 @@ import sys
 import typing
 from collections.abc import Sequence
 
-from sessions_app.live.emulator.server import Behaviour, StandIn
+from sessions_app.live.emulator.records import Behaviour
+from sessions_app.live.emulator.server import StandIn
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,105 @@
+"""The records and settings of the Gemini Live stand-in, and client key normalisation.
+
+:class:`Behaviour` holds the knobs of the synthetic model and :class:`Connection`
+everything one client connection sent and received. Neither imports Django.
+
+The SDK mixes snake_case and camelCase keys (``realtime_input``, ``mime_type``,
+``turnComplete``...), as proto JSON allows. Every client message is normalised to
+camelCase on arrival (:func:`camelize`), except user-defined maps such as function ``args``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+# User data (function args and results, JSON schemas) is kept exactly as sent...
+_OPAQUE_KEYS = frozenset(
+    {"args", "response", "default", "example", "parametersJsonSchema", "responseJsonSchema"}
+)
+# ...and so are the user-chosen keys of these maps, whose values are protocol objects.
+_USER_KEYED_MAPS = frozenset({"properties"})
+
+
+@dataclass
+class Behaviour:
+    """How the stand-in's synthetic model behaves; tests may change it between turns."""
+
+    speech_gap_s: float = 0.4
+    silence_rms: float = 200.0
+    max_utterance_s: float = 5.0
+    reply_audio_s: float = 0.6
+    reply_tone_hz: float = 660.0
+    audio_chunk_s: float = 0.1
+    reply_delay_s: float = 0.0
+    chunk_interval_s: float = 0.0
+    prompt_tokens_per_turn: int = 100
+    response_tokens_per_turn: int = 50
+    resumption_updates: bool = True
+
+
+@dataclass(eq=False)
+class Connection:
+    """Everything one client connection sent and received, in order."""
+
+    index: int
+    path: str
+    headers: dict[str, str]
+    had_api_key: bool = False
+    setup: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    audio: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
+    frames: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
+    texts: list[str] = field(default_factory=list)
+    tool_responses: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    closed: bool = False
+    close_code: int | None = None
+    close_reason: str = ""
+    truncated: bool = False
+    recorded_bytes: int = field(default=0, repr=False)
+
+    def audio_bytes(self) -> bytes:
+        """The data of every recorded realtime audio chunk, concatenated."""
+        return b"".join(data for _, data in self.audio)
+
+    def snapshot(self) -> Connection:
+        """A copy whose lists no longer change with the live connection."""
+        return replace(
+            self, headers=dict(self.headers), messages=list(self.messages),
+            audio=list(self.audio), frames=list(self.frames), texts=list(self.texts),
+            tool_responses=list(self.tool_responses), replies=list(self.replies),
+        )  # fmt: skip
+
+    def summary(self) -> str:
+        """One line describing the record, for error messages."""
+        state = "closed" if self.closed else "open"
+        return (
+            f"#{self.index} {state} setup={self.setup is not None} messages={len(self.messages)}"
+            f" audio={len(self.audio)} frames={len(self.frames)} texts={self.texts!r}"
+            f" replies={len(self.replies)}"
+        )
+
+
+def camelize(value: Any) -> Any:
+    """Proto-JSON key normalisation: snake_case keys become camelCase, recursively."""
+    if isinstance(value, list):
+        return [camelize(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        name = _camel(key) if isinstance(key, str) else key
+        if name in _OPAQUE_KEYS:
+            result[name] = item
+        elif name in _USER_KEYED_MAPS and isinstance(item, dict):
+            result[name] = {user_key: camelize(schema) for user_key, schema in item.items()}
+        else:
+            result[name] = camelize(item)
+    return result
+
+
+def _camel(name: str) -> str:
+    """``mime_type`` -> ``mimeType``."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
