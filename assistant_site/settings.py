@@ -160,3 +160,10 @@ GEMINI_CONNECT_TIMEOUT_S = env.float("GEMINI_CONNECT_TIMEOUT_S", default=15.0)
 # anything over 1 MiB by closing the socket; below that we answer with an error and go on.
 SHARE_MAX_MESSAGE_BYTES = env.int("SHARE_MAX_MESSAGE_BYTES", default=768 * 1024)
 SHARE_MAX_TEXT_CHARS = env.int("SHARE_MAX_TEXT_CHARS", default=4000)
+
+# --- Screen capture in the page --------------------------------------------------------------
+SHARE_FRAME_MAX_SIDE = env.int("SHARE_FRAME_MAX_SIDE", default=1024)  # px, long side
+SHARE_FRAME_QUALITY = env.float("SHARE_FRAME_QUALITY", default=0.8)  # JPEG quality 0..1
+SHARE_FRAME_RATE = env.float("SHARE_FRAME_RATE", default=1.0)  # frames/s, 0.2 to 2
+SHARE_KEYFRAME_S = env.float("SHARE_KEYFRAME_S", default=10.0)  # a static screen is resent
+SHARE_CHANGE_THRESHOLD = env.float("SHARE_CHANGE_THRESHOLD", default=0.01)  # changed share

@@ -10,15 +10,28 @@ from django.shortcuts import get_object_or_404, render
 from sessions_app.models import LiveSession
 
 SESSIONS_PER_PAGE = 25
+FRAME_RATES = (0.2, 0.5, 1.0, 2.0)
 
 
 @login_required
 def share(request: HttpRequest) -> HttpResponse:
     """The share page: screen, mic, live transcript."""
+    capture = {
+        "max_side": settings.SHARE_FRAME_MAX_SIDE,
+        "quality": settings.SHARE_FRAME_QUALITY,
+        "fps": settings.SHARE_FRAME_RATE,
+        "keyframe_s": settings.SHARE_KEYFRAME_S,
+        "change_threshold": settings.SHARE_CHANGE_THRESHOLD,
+    }
     return render(
         request,
         "sessions_app/share.html",
-        {"voices": settings.GEMINI_VOICES, "default_voice": settings.GEMINI_DEFAULT_VOICE},
+        {
+            "voices": settings.GEMINI_VOICES,
+            "default_voice": settings.GEMINI_DEFAULT_VOICE,
+            "capture": capture,
+            "frame_rates": FRAME_RATES,
+        },
     )
 
 

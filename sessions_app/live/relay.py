@@ -28,6 +28,7 @@ EventHandler = Callable[[LiveEvent], Awaitable[None]]
 
 AUDIO_MIME = "audio/pcm;rate=16000"
 SEND_QUEUE_SIZE = 256
+DRAIN_TIMEOUT_S = 2.0
 
 
 class UpstreamUnavailable(Exception):
@@ -95,9 +96,14 @@ class LiveRelay:
         await self._outbound.put(_Outbound("text", text))
 
     async def close(self) -> None:
-        """Stop both loops and close the upstream connection."""
-        self._closing = True
+        """Send what the browser already sent, then stop both loops and close upstream."""
         current = asyncio.current_task()
+        sender = self._tasks[0] if self._tasks else None
+        if sender is not None and sender is not current and not sender.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                    await self._outbound.join()
+        self._closing = True
         for task in self._tasks:
             if task is not current:
                 task.cancel()
@@ -116,6 +122,8 @@ class LiveRelay:
             except (ConnectionClosed, errors.APIError, OSError) as exc:
                 await self._report_closed(_describe(exc))
                 return
+            finally:
+                self._outbound.task_done()
 
     async def _send(self, item: _Outbound) -> None:
         """Send one realtime input."""

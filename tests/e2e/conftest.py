@@ -1,11 +1,14 @@
 """End-to-end fixtures: a real Daphne process on the test database, a stand-in, Chromium."""
 
+import math
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,9 +57,9 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{conf['NAME']}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def e2e_standin(standin_tls_dir: str) -> Iterator[ThreadedStandIn]:
-    """One stand-in in a thread, shared by the end-to-end tests."""
+    """A stand-in in a thread, for one end-to-end test."""
     with ThreadedStandIn(behaviour=Behaviour(), tls_dir=standin_tls_dir) as server:
         yield server
 
@@ -103,42 +106,95 @@ def daphne_server(
         log.close()
 
 
+TONE_HZ = 440.0
+BASE_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",
+    "--auto-accept-this-tab-capture",
+]
+
+
+def write_tone_wav(path: Path, freq: float = TONE_HZ, seconds: float = 4.0) -> Path:
+    """A 48 kHz mono 16-bit WAV of a pure tone at -6 dBFS, in 300 ms bursts.
+
+    Chromium loops it as the microphone. The gaps keep the browser's noise suppression
+    (on, as in production) from treating a steady tone as noise and fading it out.
+    """
+    rate = 48000
+
+    def sample(i: int) -> int:
+        t = i / rate % 0.5  # 300 ms of tone, 200 ms of silence, with 10 ms ramps
+        gain = 0.0 if t >= 0.3 else min(1.0, t / 0.01, (0.3 - t) / 0.01)
+        return int(16384 * gain * math.sin(2 * math.pi * freq * i / rate))
+
+    frames = struct.pack(
+        f"<{int(rate * seconds)}h", *(sample(i) for i in range(int(rate * seconds)))
+    )
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(frames)
+    return path
+
+
 @pytest.fixture(scope="package")
-def chromium() -> Iterator[Any]:
-    """Headless Debian Chromium with fake screen and microphone."""
+def playwright_driver() -> Iterator[Any]:
+    """Playwright, with Django's async-safety guard lifted for this package only.
+
+    Sync Playwright keeps an event loop running in this thread, so Django's guard against
+    sync ORM calls in async code would refuse the tests' own ORM calls. The end-to-end
+    package runs last (see tests/conftest.py), and the guard is restored after it.
+    """
     require(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    # Sync Playwright keeps an event loop running in this thread, so Django's guard against
-    # sync ORM calls in async code would refuse the tests' own ORM calls. The guard is
-    # lifted for the end-to-end package only, which runs last (see tests/conftest.py).
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
-        yield from _launch(sync_playwright)
+        with sync_playwright() as playwright:
+            yield playwright
     finally:
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
-def _launch(sync_playwright: Any) -> Iterator[Any]:
-    """Start Chromium under Playwright and stop it afterwards."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                "--auto-accept-this-tab-capture",
-            ],
-        )
-        yield browser
-        browser.close()
+@pytest.fixture(scope="package")
+def tone_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake microphone's input: a pure tone."""
+    return write_tone_wav(tmp_path_factory.mktemp("audio") / "tone.wav")
+
+
+@pytest.fixture(scope="package")
+def chromium(playwright_driver: Any, tone_wav: Path) -> Iterator[Any]:
+    """Headless Chromium whose screen is Chromium's fake (animated) 1280x720 display."""
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            *BASE_ARGS,
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={tone_wav}",
+        ],
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="package")
+def chromium_tab_capture(playwright_driver: Any, tone_wav: Path) -> Iterator[Any]:
+    """Headless Chromium that shares the page's own tab: a screen that holds still."""
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[*BASE_ARGS, f"--use-file-for-fake-audio-capture={tone_wav}"],
+    )
+    yield browser
+    browser.close()
 
 
 @pytest.fixture

@@ -38,6 +38,17 @@ def test_page_starts_a_session_and_shows_the_stored_transcript(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "share-page-text.png"))
 
+    # A narrow window: nothing scrolls sideways and every control stays on screen.
+    page.set_viewport_size({"width": 380, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    for test_id in ("start", "stop", "mic-toggle", "text-input", "send-text", "status"):
+        box = page.get_by_test_id(test_id).bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 380
+    page.screenshot(path=str(ARTIFACTS / "share-page-narrow.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 720})
+
     page.get_by_test_id("stop").click()
     expect(status).to_have_attribute("data-state", "ended", timeout=10000)
     session = LiveSession.objects.get()

@@ -1,0 +1,154 @@
+// Screen capture: scaled JPEG stills at a low rate, sent only when the screen changed.
+//
+// Every tick the current video frame is drawn into a small grayscale thumbnail and compared
+// with the thumbnail of the last frame that was sent. A frame goes out when enough of the
+// thumbnail changed, or when the last one sent is older than the keyframe interval.
+
+const THUMB_WIDTH = 96;
+const PIXEL_DELTA = 12; // gray levels (0..255) a thumbnail pixel must move to count as changed
+
+export const FPS_RANGE = Object.freeze({ min: 0.2, max: 2 });
+
+export class ScreenCapture extends EventTarget {
+  #stream = null;
+  #video = null;
+  #canvas = document.createElement("canvas");
+  #thumb = document.createElement("canvas");
+  #lastThumb = null;
+  #lastSentAt = -Infinity;
+  #timer = null;
+  #busy = false;
+  #fps;
+
+  constructor({ fps = 1, maxSide = 1024, quality = 0.8, keyframeS = 10, changeThreshold = 0.01 } = {}) {
+    super();
+    this.#fps = clampFps(fps);
+    this.maxSide = maxSide;
+    this.quality = quality;
+    this.keyframeS = keyframeS;
+    this.changeThreshold = changeThreshold;
+    this.sent = 0;
+    this.skipped = 0;
+    this.ticks = [];
+  }
+
+  get tracks() {
+    return this.#stream?.getTracks() ?? [];
+  }
+
+  get active() {
+    return this.#stream !== null;
+  }
+
+  get fps() {
+    return this.#fps;
+  }
+
+  set fps(value) {
+    this.#fps = clampFps(value);
+    if (this.#timer !== null) this.#schedule();
+  }
+
+  async start() {
+    this.#stream = await navigator.mediaDevices.getDisplayMedia({
+      video: { frameRate: { ideal: 5, max: 15 } },
+      audio: false,
+    });
+    const [track] = this.#stream.getVideoTracks();
+    track.addEventListener("ended", () => {
+      this.stop();
+      this.dispatchEvent(new Event("ended"));
+    });
+    this.#video = document.createElement("video");
+    this.#video.muted = true;
+    this.#video.playsInline = true;
+    this.#video.srcObject = this.#stream;
+    await this.#video.play();
+    this.#schedule();
+  }
+
+  stop() {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    this.#stream?.getTracks().forEach((track) => track.stop());
+    this.#stream = null;
+    this.#video = null;
+    this.#lastThumb = null;
+  }
+
+  #schedule() {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = setInterval(() => this.#tick(), 1000 / this.#fps);
+  }
+
+  async #tick() {
+    const video = this.#video;
+    if (!video || this.#busy || !video.videoWidth) return;
+    this.#busy = true;
+    try {
+      const now = performance.now();
+      const thumb = this.#thumbnail(video);
+      const changed = this.#lastThumb ? changedFraction(this.#lastThumb, thumb) : 1;
+      const keyframe = now - this.#lastSentAt >= this.keyframeS * 1000;
+      const send = changed >= this.changeThreshold || keyframe;
+      this.#record({ at: now, changed, sent: send, keyframe: keyframe && changed < this.changeThreshold });
+      if (!send) {
+        this.skipped += 1;
+        this.dispatchEvent(new Event("skip"));
+        return;
+      }
+      const frame = await this.#encode(video);
+      this.#lastThumb = thumb;
+      this.#lastSentAt = now;
+      this.sent += 1;
+      this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  #record(tick) {
+    this.ticks.push(tick);
+    if (this.ticks.length > 600) this.ticks.splice(0, this.ticks.length - 600);
+  }
+
+  #thumbnail(video) {
+    const height = Math.max(1, Math.round((THUMB_WIDTH * video.videoHeight) / video.videoWidth));
+    this.#thumb.width = THUMB_WIDTH;
+    this.#thumb.height = height;
+    const ctx = this.#thumb.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(video, 0, 0, THUMB_WIDTH, height);
+    const rgba = ctx.getImageData(0, 0, THUMB_WIDTH, height).data;
+    const gray = new Uint8Array(THUMB_WIDTH * height);
+    for (let i = 0; i < gray.length; i += 1) {
+      gray[i] = (rgba[4 * i] * 77 + rgba[4 * i + 1] * 150 + rgba[4 * i + 2] * 29) >> 8;
+    }
+    return gray;
+  }
+
+  async #encode(video) {
+    const scale = Math.min(1, this.maxSide / Math.max(video.videoWidth, video.videoHeight));
+    const width = Math.max(1, Math.round(video.videoWidth * scale));
+    const height = Math.max(1, Math.round(video.videoHeight * scale));
+    this.#canvas.width = width;
+    this.#canvas.height = height;
+    this.#canvas.getContext("2d").drawImage(video, 0, 0, width, height);
+    const blob = await new Promise((resolve) => this.#canvas.toBlob(resolve, "image/jpeg", this.quality));
+    return { jpeg: await blob.arrayBuffer(), width, height };
+  }
+}
+
+function clampFps(value) {
+  const fps = Number(value);
+  if (!Number.isFinite(fps)) return 1;
+  return Math.min(FPS_RANGE.max, Math.max(FPS_RANGE.min, fps));
+}
+
+function changedFraction(a, b) {
+  if (a.length !== b.length) return 1;
+  let changed = 0;
+  for (let i = 0; i < a.length; i += 1) {
+    if (Math.abs(a[i] - b[i]) > PIXEL_DELTA) changed += 1;
+  }
+  return changed / a.length;
+}

@@ -1,0 +1,58 @@
+// The stats panel, and the reply latency measured in the page: from the end of the user's
+// speech (or a sent text) to the first model audio or text of the reply.
+
+const VOICE_RMS = 0.02; // mic level above which the user counts as speaking
+
+export class Stats {
+  constructor(panel) {
+    this.panel = panel;
+    this.audioSamplesSent = 0;
+    this.latencies = [];
+    this.tokens = 0;
+    this.firstAudioAt = null;
+    this.lastAudioAt = null;
+    this.#awaitingSince = null;
+  }
+
+  #awaitingSince;
+
+  set(name, value) {
+    const cell = this.panel.querySelector(`[data-stat="${name}"]`);
+    if (cell) cell.textContent = value;
+  }
+
+  frames(capture) {
+    this.set("frames-sent", capture.sent);
+    this.set("frames-skipped", capture.skipped);
+  }
+
+  audioSent(samples) {
+    const now = performance.now();
+    this.firstAudioAt ??= now;
+    this.lastAudioAt = now;
+    this.audioSamplesSent += samples;
+    this.set("audio-seconds", (this.audioSamplesSent / 16000).toFixed(1));
+  }
+
+  micLevel(rms) {
+    // Every voiced moment moves the reference point: the reply is timed from speech's end.
+    if (rms >= VOICE_RMS) this.#awaitingSince = performance.now();
+  }
+
+  textSent() {
+    this.#awaitingSince = performance.now();
+  }
+
+  modelOutput() {
+    if (this.#awaitingSince === null) return;
+    const latency = Math.round(performance.now() - this.#awaitingSince);
+    this.#awaitingSince = null;
+    this.latencies.push(latency);
+    this.set("latency", latency);
+  }
+
+  usage(totalTokens) {
+    this.tokens = totalTokens;
+    this.set("tokens", totalTokens);
+  }
+}

@@ -1,0 +1,63 @@
+"""Change detection on a screen that holds still: the page shares its own tab."""
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from sessions_app.live.emulator import ThreadedStandIn
+from tests.e2e.conftest import log_in
+
+# Chromium's fake capture UI always picks the (animated) fake display, so this browser
+# runs without it and shares the current tab, which holds still.
+SHARE_THIS_TAB = """
+const original = navigator.mediaDevices.getDisplayMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getDisplayMedia = (options) =>
+  original({...options, preferCurrentTab: true});
+"""
+WINDOW_S = 20
+
+
+def test_static_screen_sends_few_frames_and_a_change_at_once(
+    daphne_server: str, chromium_tab_capture: Any, user: Any, e2e_standin: ThreadedStandIn
+) -> None:
+    context = chromium_tab_capture.new_context(
+        viewport={"width": 1280, "height": 720}, permissions=["microphone"]
+    )
+    context.add_init_script(SHARE_THIS_TAB)
+    page = context.new_page()
+    log_in(page, daphne_server, "alice", "alice-pass-123")
+    page.select_option("#mode", "text")
+    page.get_by_test_id("start").click()
+    expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live", timeout=15000)
+    page.get_by_test_id("mic-toggle").click()  # a silent, still page
+    notice = page.get_by_test_id("notice").inner_text()
+    assert page.evaluate("window.sharePage.screen !== null"), notice
+
+    # Twenty ticks at the default 1 frame/s, once the page has settled after the mute.
+    settled = page.evaluate("performance.now() + 1500")
+    still = f"window.sharePage.screen.ticks.filter(t => t.at > {settled})"
+    page.wait_for_function(f"{still}.length >= {WINDOW_S}", timeout=(WINDOW_S + 15) * 1000)
+    ticks = page.evaluate(f"{still}.slice(0, {WINDOW_S})")
+    sent = sum(1 for tick in ticks if tick["sent"])
+    assert len(ticks) == WINDOW_S
+    # The fixed rate would send one frame per tick; keyframes alone go out every 10 s.
+    assert sent <= 0.2 * WINDOW_S, ticks
+    assert all(tick["keyframe"] for tick in ticks if tick["sent"]), ticks
+
+    # Change the screen: the very next tick (1 s at 1 frame/s) sends a frame.
+    frames_before = len(e2e_standin.connections[-1].frames)
+    changed_at = page.evaluate("""() => {
+        const cover = document.createElement('div');
+        cover.style.cssText = 'position:fixed;inset:0;background:#b4235a;z-index:9';
+        document.body.append(cover);
+        return performance.now();
+    }""")
+    page.wait_for_function(
+        f"window.sharePage.screen.ticks.some(t => t.at > {changed_at})", timeout=10000
+    )
+    next_tick = page.evaluate(f"window.sharePage.screen.ticks.find(t => t.at > {changed_at})")
+    assert next_tick["sent"]
+    assert not next_tick["keyframe"]
+    assert next_tick["changed"] > 0.5
+    e2e_standin.wait_for(lambda: len(e2e_standin.connections[-1].frames) > frames_before, timeout=5)
+    context.close()
