@@ -90,7 +90,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="asgi")},
+            "CONFIG": {
+                # Consumers block on Redis for up to 5 s at a time (channels_redis'
+                # brpop_timeout); redis-py's own default read timeout is also 5 s, which
+                # would kill idle consumers. Give reads room above the blocking wait.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env.str("CHANNELS_PREFIX", default="asgi"),
+            },
         }
     }
 else:

@@ -10,65 +10,25 @@ sample.
 import base64
 import functools
 import math
-import os
 import threading
-import wave
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.conftest import require
+from tests.e2e.conftest import ROOT, TONE_HZ
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 PAGE = "/tests/e2e/pages/audio.html"
 
 MIC_RATE = 16000
 CHUNK_SAMPLES = 1600  # 100 ms at 16 kHz
-TONE_HZ = 440.0
 
 
 # --- fixtures ---------------------------------------------------------------------------
-
-
-def burst_envelope(t: float) -> float:
-    """300 ms on, 200 ms off, with 10 ms raised-cosine edges."""
-    on, period, ramp = 0.3, 0.5, 0.01
-    t %= period
-    if t >= on:
-        return 0.0
-    edge = min(t, on - t)
-    return 0.5 - 0.5 * math.cos(math.pi * edge / ramp) if edge < ramp else 1.0
-
-
-@pytest.fixture(scope="module")
-def fake_mic_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """48 kHz mono 16-bit WAV: 3 s of a 440 Hz tone at -6 dBFS, in 300 ms bursts.
-
-    The bursts matter: the microphone is opened with noiseSuppression, and the suppressor
-    learns a steady tone as noise (it takes a constant 440 Hz down by ~19 dB within ~2.5 s).
-    Pauses keep the tone speech-like. 3 s is a whole number of cycles and of bursts, so the
-    loop Chromium plays has no seam.
-    """
-    rate, seconds, amplitude = 48000, 3, 0.5
-    frames = bytearray()
-    for n in range(rate * seconds):
-        t = n / rate
-        value = amplitude * burst_envelope(t) * math.sin(2 * math.pi * TONE_HZ * t)
-        frames += round(value * 32767).to_bytes(2, "little", signed=True)
-    path = tmp_path_factory.mktemp("audio") / "tone-440.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(bytes(frames))
-    return path
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -91,53 +51,10 @@ def static_server() -> Iterator[str]:
         thread.join(timeout=5)
 
 
-def launch_chromium(playwright: Any, wav: Path) -> Any:
-    """Headless Chromium whose fake microphone plays ``wav`` in a loop."""
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}",
-        ],
-    )
-
-
-@pytest.fixture(scope="module")
-def audio_browser(request: pytest.FixtureRequest, fake_mic_wav: Path) -> Iterator[Any]:
-    """This module's own Chromium (its own fake-microphone file)."""
-    require(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing")
-    # Only one sync Playwright can run in a thread. When the end-to-end package already runs
-    # one (tests/e2e/conftest.py's `playwright_driver`), launch from it; else start our own.
-    try:
-        shared = request.getfixturevalue("playwright_driver")
-    except pytest.FixtureLookupError:
-        shared = None
-    if shared is not None:
-        browser = launch_chromium(shared, fake_mic_wav)
-        yield browser
-        browser.close()
-        return
-
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright, fake_mic_wav)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def audio_page(audio_browser: Any, static_server: str) -> Iterator[Any]:
+def audio_page(chromium: Any, static_server: str) -> Iterator[Any]:
     """The fixture page, loaded and clicked once (a user activation lets audio start)."""
-    context = audio_browser.new_context()
+    context = chromium.new_context()
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

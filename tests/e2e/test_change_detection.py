@@ -5,7 +5,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from sessions_app.live.emulator import ThreadedStandIn
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import ARTIFACTS, log_in
 
 # Chromium's fake capture UI always picks the (animated) fake display, so this browser
 # runs without it and shares the current tab, which holds still.
@@ -35,8 +35,17 @@ def test_static_screen_sends_few_frames_and_a_change_at_once(
 
     # Twenty ticks at the default 1 frame/s, once the page has settled after the mute.
     settled = page.evaluate("performance.now() + 1500")
-    still = f"window.sharePage.screen.ticks.filter(t => t.at > {settled})"
-    page.wait_for_function(f"{still}.length >= {WINDOW_S}", timeout=(WINDOW_S + 15) * 1000)
+    still = f"(window.sharePage.screen?.ticks ?? []).filter(t => t.at > {settled})"
+    try:
+        page.wait_for_function(
+            f"{still}.length >= {WINDOW_S} || window.sharePage.screen === null",
+            timeout=(WINDOW_S + 15) * 1000,
+        )
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "change-detection.png"))
+    status = page.get_by_test_id("status").inner_text()
+    notice = page.get_by_test_id("notice").inner_text()
+    assert page.evaluate("window.sharePage.screen !== null"), f"{status} / {notice}"
     ticks = page.evaluate(f"{still}.slice(0, {WINDOW_S})")
     sent = sum(1 for tick in ticks if tick["sent"])
     assert len(ticks) == WINDOW_S

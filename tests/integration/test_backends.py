@@ -1,5 +1,6 @@
 """The real backing services the settings select: PostgreSQL and the Redis channel layer."""
 
+import asyncio
 import os
 import uuid
 from typing import Any
@@ -36,4 +37,17 @@ async def test_redis_channel_layer_round_trip(settings: Any) -> None:
     await layer.group_send(group, {"type": "session.end", "reason": "admin"})
     assert await layer.receive(channel) == {"type": "session.end", "reason": "admin"}
     await layer.group_discard(group, channel)
+    await layer.flush()
+
+
+@pytest.mark.redis
+@pytest.mark.asyncio
+async def test_redis_layer_survives_idle_waits_longer_than_its_blocking_timeout() -> None:
+    """An idle consumer blocks on Redis past the layer's 5 s wait without a read timeout."""
+    require(bool(os.environ.get("REDIS_URL")), "REDIS_URL is not set")
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    with pytest.raises(TimeoutError):
+        # asyncio's timeout, not redis.exceptions.TimeoutError from the socket.
+        await asyncio.wait_for(layer.receive(channel), timeout=layer.brpop_timeout + 2)
     await layer.flush()
