@@ -106,11 +106,7 @@ class LiveRelay:
         self._closing = True
         for task in self._tasks:
             if task is not current:
-                task.cancel()
-        for task in self._tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
         await self._stack.aclose()
 
     async def _send_loop(self) -> None:
@@ -160,6 +156,17 @@ class LiveRelay:
         self._closed_reported = True
         logger.info("Gemini Live connection closed: %s", error or "clean close")
         await self._on_event(UpstreamClosed(error=error))
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it; a cancellation of the caller still propagates."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
 
 
 def _describe(exc: BaseException) -> str:

@@ -52,6 +52,7 @@ class SharePage {
     const busy = state === "connecting" || state === "live" || state === "reconnecting";
     $("start").disabled = busy;
     $("stop").disabled = !busy;
+    for (const id of ["mode", "voice"]) $(id).disabled = busy; // chosen before starting
     for (const id of ["text-input", "send-text"]) $(id).disabled = !this.live;
     $("mic-toggle").disabled = !this.mic;
     $("speaker-toggle").disabled = !this.player;

@@ -49,6 +49,11 @@ def test_page_starts_a_session_and_shows_the_stored_transcript(
     page.screenshot(path=str(ARTIFACTS / "share-page-narrow.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 720})
 
+    # The user stops sharing from the browser's own control: the session goes on.
+    page.evaluate("window.sharePage.screen.tracks[0].dispatchEvent(new Event('ended'))")
+    expect(page.get_by_test_id("notice")).to_contain_text("audio only")
+    expect(status).to_have_attribute("data-state", "live")
+
     page.get_by_test_id("stop").click()
     expect(status).to_have_attribute("data-state", "ended", timeout=10000)
     session = LiveSession.objects.get()

@@ -208,6 +208,7 @@ async def test_anonymous_socket_is_closed_before_any_upstream(standin: StandIn) 
     assert connected
     assert await browser.expect_close() == CloseCode.UNAUTHENTICATED
     assert standin.connections == []
+    await browser.close()
 
 
 async def test_bad_input_gets_errors_and_the_session_goes_on(
