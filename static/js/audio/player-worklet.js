@@ -15,7 +15,7 @@
 //   { type: "flushed", queued, speaking, epoch, flushes, playedAfterFlush }
 // `queued` is counted in input-rate samples.
 
-import { SincResampler } from "./mic-worklet.js";
+import { SincResampler } from "./resampler.js";
 
 class PcmPlayerProcessor extends AudioWorkletProcessor {
   #inputRate;
