@@ -43,7 +43,6 @@ class Conversation:
 
     def __init__(self, *, session: LiveSession, browser: Browser) -> None:
         self.session_id = session.id
-        self.modality = session.response_modality
         self.browser = browser
         self.recorder = SessionRecorder(session.id)
         self.relay: LiveRelay | None = None

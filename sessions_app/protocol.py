@@ -25,7 +25,6 @@ class CloseCode(IntEnum):
     """WebSocket close codes the server uses."""
 
     NORMAL = 1000
-    PROTOCOL_VIOLATION = 4400
     UNAUTHENTICATED = 4401
     UPSTREAM_FAILED = 4502
 

@@ -5,7 +5,6 @@ export const Kind = Object.freeze({ AUDIO: 0x01, JPEG: 0x02, PNG: 0x03 });
 
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
-  PROTOCOL_VIOLATION: 4400,
   UNAUTHENTICATED: 4401,
   UPSTREAM_FAILED: 4502,
 });
