@@ -188,12 +188,12 @@ async def test_setup_keys_are_normalised_but_user_names_kept_and_resumption_upda
         realtime_input_config=types.RealtimeInputConfig(
             automatic_activity_detection=types.AutomaticActivityDetection(disabled=True)
         ),
-        session_resumption=types.SessionResumptionConfig(handle="previous-handle"),
+        session_resumption=types.SessionResumptionConfig(),
     )
     client = make_client(standin.base_url, standin.client_ssl_context())
     async with client.aio.live.connect(model=MODEL, config=config) as session:
         await session.send_realtime_input(text="hi")
-        await collect_turn(session)
+        turn = await collect_turn(session)
         update = await next_message(session)
 
     setup = standin.connections[0].setup
@@ -212,7 +212,8 @@ async def test_setup_keys_are_normalised_but_user_names_kept_and_resumption_upda
         }
     ]
     assert setup["realtimeInputConfig"] == {"automaticActivityDetection": {"disabled": True}}
-    assert setup["sessionResumption"] == {"handle": "previous-handle"}
+    assert setup["sessionResumption"] == {}
+    assert turn[0].session_resumption_update.new_handle == "standin-0-0"  # after setupComplete
     assert update.session_resumption_update.new_handle == "standin-0-1"
     assert update.session_resumption_update.resumable is True
 

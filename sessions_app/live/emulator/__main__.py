@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     for spec in dataclasses.fields(Behaviour):
         flag = "--" + spec.name.replace("_", "-")
         kind = hints[spec.name]
+        kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # X | None
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=spec.default)
         else:

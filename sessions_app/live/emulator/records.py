@@ -1,7 +1,8 @@
 """The records and settings of the Gemini Live stand-in, and client key normalisation.
 
 :class:`Behaviour` holds the knobs of the synthetic model and :class:`Connection`
-everything one client connection sent and received. Neither imports Django.
+everything one client connection sent and received, :class:`ModelContext` what a session
+resumption handle restores. None of them imports Django.
 
 The SDK mixes snake_case and camelCase keys (``realtime_input``, ``mime_type``,
 ``turnComplete``...), as proto JSON allows. Every client message is normalised to
@@ -23,7 +24,15 @@ _USER_KEYED_MAPS = frozenset({"properties"})
 
 @dataclass
 class Behaviour:
-    """How the stand-in's synthetic model behaves; tests may change it between turns."""
+    """How the stand-in's synthetic model behaves; tests may change it between turns.
+
+    Faults: ``setup_delay_s`` delays every setupComplete (and refusal);
+    ``refuse_connections`` closes every new setup with 1011, ``refuse_resumption``
+    every setup naming a handle with 1008 (as an unknown handle always is);
+    ``go_away_after_s`` (None: never) sends goAway that long after setupComplete,
+    announcing ``go_away_time_left_s``, and closes with 1000 when that time is up.
+    ``resumption_updates=False`` sends no session resumption handles at all.
+    """
 
     speech_gap_s: float = 0.4
     silence_rms: float = 200.0
@@ -36,11 +45,32 @@ class Behaviour:
     prompt_tokens_per_turn: int = 100
     response_tokens_per_turn: int = 50
     resumption_updates: bool = True
+    setup_delay_s: float = 0.0
+    refuse_resumption: bool = False
+    refuse_connections: bool = False
+    go_away_after_s: float | None = None
+    go_away_time_left_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What the synthetic model knows of a session; a session resumption handle restores it."""
+
+    turns_done: int = 0
+    audio_s: float = 0.0
+    frame_count: int = 0
+    frame_size: tuple[int, int] | None = None
+    texts: tuple[str, ...] = ()
 
 
 @dataclass(eq=False)
 class Connection:
-    """Everything one client connection sent and received, in order."""
+    """Everything one client connection sent and received, in order.
+
+    Times (``opened_at``, ``setup_complete_at``, ``go_away_at``, ``closed_at``) are the
+    stand-in's ``loop.time()``. ``resumption_handle_sent`` is the handle the setup asked
+    for (valid or not), ``resumed_from`` the handle whose context the connection restored.
+    """
 
     index: int
     path: str
@@ -53,6 +83,13 @@ class Connection:
     texts: list[str] = field(default_factory=list)
     tool_responses: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    opened_at: float | None = None
+    setup_complete_at: float | None = None
+    go_away_at: float | None = None
+    closed_at: float | None = None
+    resumption_handle_sent: str | None = None
+    resumed_from: str | None = None
+    aborted: bool = False
     closed: bool = False
     close_code: int | None = None
     close_reason: str = ""
@@ -74,10 +111,13 @@ class Connection:
     def summary(self) -> str:
         """One line describing the record, for error messages."""
         state = "closed" if self.closed else "open"
+        state += f" ({self.close_code})" if self.closed else ""
+        state += " aborted" if self.aborted else ""
+        resumed = f" resumed_from={self.resumed_from}" if self.resumed_from else ""
         return (
-            f"#{self.index} {state} setup={self.setup is not None} messages={len(self.messages)}"
-            f" audio={len(self.audio)} frames={len(self.frames)} texts={self.texts!r}"
-            f" replies={len(self.replies)}"
+            f"#{self.index} {state} setup={self.setup is not None}{resumed}"
+            f" messages={len(self.messages)} audio={len(self.audio)} frames={len(self.frames)}"
+            f" texts={self.texts!r} replies={len(self.replies)}"
         )
 
 

@@ -4,7 +4,9 @@ It speaks the wire protocol of the google-genai SDK over TLS, records everything
 client sends in a :class:`Connection` and answers with deterministic, synthetic model
 turns (see :class:`LiveConnectionHandler`). It does not import Django: it also runs standalone.
 
-This module listens, checks handshakes and keeps the records. The protocol itself lives
+This module listens, checks handshakes, keeps the records and the session resumption
+handles, and lets a test script faults (goAway, dropped connections; refusals and
+delays are :class:`Behaviour` settings). The protocol itself lives
 in :mod:`sessions_app.live.emulator.session`, the records in
 :mod:`sessions_app.live.emulator.records`.
 """
@@ -29,7 +31,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from sessions_app.live.emulator.records import Behaviour, Connection
+from sessions_app.live.emulator.records import Behaviour, Connection, ModelContext
 from sessions_app.live.emulator.session import LiveConnectionHandler
 from sessions_app.live.emulator.tls import TlsFiles, ensure_tls_files
 
@@ -43,6 +45,7 @@ SECRET_HEADERS = frozenset({"x-goog-api-key", "authorization"})
 REDACTED = "<redacted>"
 MAX_MESSAGE_BYTES = 16 * 2**20
 DEFAULT_RECORD_LIMIT = 16 * 2**20
+MAX_RESUMPTION_HANDLES = 1000
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - recognised, never bound here
 
 
@@ -77,6 +80,9 @@ class StandIn:
     ``record_limit_bytes`` bounds the media recorded per connection (None: unbounded)
     and ``keep_closed_records`` how many closed connections keep their media, so a
     long-running demo does not grow without limit. ``Connection.truncated`` tells.
+
+    ``resumption_handles`` maps every handle sent (newest ``MAX_RESUMPTION_HANDLES``)
+    to the :class:`ModelContext` a setup naming it resumes from.
     """
 
     def __init__(
@@ -96,6 +102,7 @@ class StandIn:
         self.record_limit_bytes = record_limit_bytes
         self.keep_closed_records = keep_closed_records
         self.listeners: list[Callable[[], None]] = []
+        self.resumption_handles: dict[str, ModelContext] = {}
         self._port = port
         self._cert_hosts = tuple(cert_hosts)
         self._tls_dir = Path(tls_dir) if tls_dir is not None else None
@@ -209,6 +216,31 @@ class StandIn:
         """Close a live connection with ``code`` and ``reason``."""
         await self._session(connection).ws.close(code, reason)
 
+    async def go_away(self, time_left: float, *, connection: int = -1, close: bool = True) -> None:
+        """Send ``goAway`` (``timeLeft`` as a Duration); with ``close``, close with 1000 then."""
+        await self._session(connection).go_away(time_left, close=close)
+
+    async def abort(self, *, connection: int = -1, timeout: float = 5.0) -> None:
+        """Drop a live connection's TCP stream without a close frame and wait until it ended."""
+        record = self.connections[connection]
+        self._session(connection).abort()
+        await self.wait_for(lambda: record.closed, timeout)
+
+    def abort_mid_turn(self, *, connection: int = -1, after_messages: int = 1) -> None:
+        """Drop a connection once its current or next reply turn has sent ``after_messages``."""
+        self._session(connection).abort_mid_turn(after_messages)
+
+    def remember_handle(self, handle: str, context: ModelContext) -> None:
+        """Keep ``context`` for a later setup resuming with ``handle``."""
+        handles = self.resumption_handles
+        handles[handle] = context
+        while len(handles) > MAX_RESUMPTION_HANDLES:
+            del handles[next(iter(handles))]
+
+    def lookup_handle(self, handle: str) -> ModelContext | None:
+        """The context ``handle`` resumes, or None for an unknown handle."""
+        return self.resumption_handles.get(handle)
+
     def notify(self) -> None:
         """Wake ``wait_for`` callers and listeners: a record changed."""
         self._changed.set()
@@ -246,10 +278,11 @@ class StandIn:
         """Serve one connection from setup to close."""
         request = ws.request
         assert request is not None  # noqa: S101 - set before the handler runs
+        loop = asyncio.get_running_loop()
         record = Connection(
             index=len(self.connections), path=request.path,
             headers=redact_headers(request.headers),
-            had_api_key=bool(request.headers.get("x-goog-api-key")),
+            had_api_key=bool(request.headers.get("x-goog-api-key")), opened_at=loop.time(),
         )  # fmt: skip
         self.connections.append(record)
         session = self._sessions[record.index] = LiveConnectionHandler(self, ws, record)
@@ -261,6 +294,7 @@ class StandIn:
             await session.shutdown()
             del self._sessions[record.index]
             record.closed, record.close_code = True, ws.close_code
+            record.closed_at = loop.time()
             record.close_reason = ws.close_reason or ""
             self._forget_old(record)
             logger.info("Connection #%s closed (%s)", record.index, record.close_code)

@@ -5,6 +5,10 @@ connection's :class:`Connection` and answers with deterministic, synthetic model
 an audio reply to each utterance (found by a simple energy voice-activity detector) and
 a text reply to each user text. It reaches the server that accepted the connection only
 through the narrow :class:`HandlerHost` protocol, which ``StandIn`` implements.
+
+Faults are scriptable: refused setups (1008 for a bad resumption handle, 1011 when
+connections are refused), ``goAway`` followed by a close, and a dropped TCP connection
+(no close frame, so the client sees 1006), immediately or part-way through a reply.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,11 +27,17 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from sessions_app.live.emulator import media
-from sessions_app.live.emulator.records import Behaviour, Connection, camelize
+from sessions_app.live.emulator.records import Behaviour, Connection, ModelContext, camelize
 
 logger = logging.getLogger(__name__)
 
+NORMAL_CLOSURE = 1000
 INVALID_ARGUMENT = 1007
+POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
+INVALID_HANDLE_REASON = "Invalid session resumption handle."
+UNAVAILABLE_REASON = "Service unavailable."
+GO_AWAY_CLOSE_REASON = "Connection lifetime reached."
 OUTPUT_RATE = 24000
 OUTPUT_MIME = f"audio/pcm;rate={OUTPUT_RATE}"
 WORDS_PER_TEXT_PART = 3
@@ -46,9 +56,26 @@ class HandlerHost(Protocol):
     def may_record(self, record: Connection, size: int) -> bool:
         """Whether ``size`` more bytes of media may be kept for ``record``."""
 
+    def remember_handle(self, handle: str, context: ModelContext) -> None:
+        """Keep ``context`` for a later setup resuming with ``handle``."""
 
-class InvalidInput(Exception):
+    def lookup_handle(self, handle: str) -> ModelContext | None:
+        """The context ``handle`` resumes, or None for an unknown handle."""
+
+
+class Refusal(Exception):
+    """Why the connection is closed with ``code`` (and the message as reason)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+class InvalidInput(Refusal):
     """A client message the real service would reject (closes with 1007)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(INVALID_ARGUMENT, reason)
 
 
 @dataclass(eq=False)
@@ -59,6 +86,7 @@ class _Turn:
     input_modality: str
     prelude: list[dict[str, Any]] = field(default_factory=list)
     cancelled: bool = False
+    sent: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -77,7 +105,9 @@ class LiveConnectionHandler:
     """The protocol state and the synthetic model of one client connection.
 
     Replies are queued and played one at a time by a worker task, so turns never
-    interleave; ``interrupt`` cancels only the turn playing.
+    interleave; ``interrupt`` cancels only the turn playing. With session resumption on,
+    each ``sessionResumptionUpdate`` handle is registered with the host together with a
+    :class:`ModelContext` snapshot, which a later setup naming that handle starts from.
     """
 
     def __init__(self, standin: HandlerHost, ws: ServerConnection, record: Connection) -> None:
@@ -87,34 +117,40 @@ class LiveConnectionHandler:
         self._turns: asyncio.Queue[_Turn] = asyncio.Queue()
         self._current: _Turn | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._closer: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._schedule: list[asyncio.TimerHandle] = []
         self._utterance: _Utterance | None = None
         self._pending_text: list[str] = []
         self._audio_s = 0.0
         self._frame_count = 0
         self._frame_size: media.Size | None = None
+        self._texts: list[str] = []
         self._modality = "AUDIO"
         self._transcribe_input = self._transcribe_output = self._resumable = False
         self._turns_done = 0
+        self._abort_after: int | None = None
+        self._ended = False
 
     async def run(self) -> None:
-        """Receive until the client leaves; invalid input closes with 1007."""
+        """Receive until the client leaves; a refusal (say invalid input) closes with its code."""
         try:
             async for raw in self.ws:
                 await self._receive(raw)
-        except InvalidInput as exc:
-            logger.warning("Connection #%s: invalid input: %s", self.record.index, exc)
+        except Refusal as exc:
+            logger.warning("Connection #%s: closing with %s: %s", self.record.index, exc.code, exc)
             self._standin.notify()
             reason = str(exc).encode()[:120].decode(errors="ignore")
-            await self.ws.close(INVALID_ARGUMENT, reason)
+            await self.ws.close(exc.code, reason)
         except ConnectionClosed as exc:
             logger.debug("Connection #%s: closed while receiving: %s", self.record.index, exc)
 
     async def shutdown(self) -> None:
-        """Stop the utterance timer and the reply worker."""
-        if self._timer is not None:
-            self._timer.cancel()
+        """Stop the timers and the reply worker."""
+        self._ended = True
+        for handle in [self._timer, *self._schedule]:
+            if handle is not None:
+                handle.cancel()
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.wait({self._worker})
@@ -132,6 +168,34 @@ class LiveConnectionHandler:
             turn.wake.set()
         logger.info("Connection #%s: interrupted (turn playing: %s)", self.record.index, bool(turn))
         await self.send({"serverContent": {"interrupted": True}})
+
+    async def go_away(self, time_left: float, *, close: bool = True) -> None:
+        """Send ``goAway``; with ``close``, close with 1000 once ``time_left`` has passed."""
+        await self.send({"goAway": {"timeLeft": duration_json(time_left)}})
+        self.record.go_away_at = _now()
+        logger.info("Connection #%s: goAway, %s s left", self.record.index, time_left)
+        if close:
+            self._later(time_left, self._close_at_end_of_life)
+        self._standin.notify()
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame (the client sees 1006)."""
+        if self.record.aborted:
+            return
+        self.record.aborted = True
+        logger.info("Connection #%s: aborted", self.record.index)
+        self.ws.transport.abort()
+        self._standin.notify()
+
+    def abort_mid_turn(self, after_messages: int) -> None:
+        """Abort as soon as a reply turn has sent ``after_messages`` of its messages.
+
+        The turn playing counts (if it has sent that many already, it is dropped before
+        its next message), else the next turn; the arming lasts until it fires.
+        """
+        if after_messages < 0:
+            raise ValueError("after_messages must not be negative.")
+        self._abort_after = after_messages
 
     async def _receive(self, raw: str | bytes) -> None:
         """Parse, record and dispatch one client message."""
@@ -169,13 +233,47 @@ class LiveConnectionHandler:
         return normalised
 
     async def _on_setup(self, message: dict[str, Any]) -> None:
-        """Remember the session configuration and acknowledge it."""
+        """Remember the session configuration, then refuse it (Refusal) or acknowledge it."""
         setup = message.get("setup")
         config = (setup.get("generationConfig") or {}) if isinstance(setup, dict) else None
         if len(message) != 1 or not isinstance(setup, dict) or not isinstance(config, dict):
             self._keep(self.record.messages, message, 0)
             raise InvalidInput("The first message must be a valid setup message.")
         self.record.setup = setup
+        handle = self.record.resumption_handle_sent = _resumption_handle(setup)
+        delay = self._standin.behaviour.setup_delay_s
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._admit(handle)
+        self._configure(setup, config)
+        await self.send({"setupComplete": {}})
+        self.record.setup_complete_at = _now()
+        self._standin.notify()
+        update = self._resumption_update()
+        if update is not None:
+            await self.send(update)
+        self._worker = asyncio.create_task(self._work(), name=f"standin-{self.record.index}")
+        self._worker.add_done_callback(self._worker_done)
+        go_away_after = self._standin.behaviour.go_away_after_s
+        if go_away_after is not None:
+            self._later(go_away_after, self._scheduled_go_away)
+
+    def _admit(self, handle: str | None) -> None:
+        """Refuse the setup as the behaviour says, else restore the context ``handle`` names."""
+        behaviour = self._standin.behaviour
+        if behaviour.refuse_connections:
+            raise Refusal(INTERNAL_ERROR, UNAVAILABLE_REASON)
+        if not handle:
+            return
+        context = None if behaviour.refuse_resumption else self._standin.lookup_handle(handle)
+        if context is None:
+            raise Refusal(POLICY_VIOLATION, INVALID_HANDLE_REASON)
+        self._restore(context)
+        self.record.resumed_from = handle
+        logger.info("Connection #%s: resumed from %s", self.record.index, handle)
+
+    def _configure(self, setup: dict[str, Any], config: dict[str, Any]) -> None:
+        """Take the reply modality, transcriptions and resumption from an accepted setup."""
         modalities = [str(item).upper() for item in config.get("responseModalities") or []]
         self._modality = "TEXT" if modalities == ["TEXT"] else "AUDIO"
         self._transcribe_input = "inputAudioTranscription" in setup
@@ -185,9 +283,27 @@ class LiveConnectionHandler:
             "Connection #%s: setup for %s, %s replies",
             self.record.index, setup.get("model"), self._modality,
         )  # fmt: skip
-        await self.send({"setupComplete": {}})
-        self._worker = asyncio.create_task(self._work(), name=f"standin-{self.record.index}")
-        self._worker.add_done_callback(self._worker_done)
+
+    def _context(self) -> ModelContext:
+        """A snapshot of what the synthetic model knows of this session."""
+        return ModelContext(
+            turns_done=self._turns_done, audio_s=self._audio_s, frame_count=self._frame_count,
+            frame_size=self._frame_size, texts=tuple(self._texts),
+        )  # fmt: skip
+
+    def _restore(self, context: ModelContext) -> None:
+        """Continue from a snapshot taken on an earlier connection."""
+        self._turns_done, self._audio_s = context.turns_done, context.audio_s
+        self._frame_count, self._frame_size = context.frame_count, context.frame_size
+        self._texts = list(context.texts)
+
+    def _resumption_update(self) -> dict[str, Any] | None:
+        """A sessionResumptionUpdate with a new handle for the current context, if wanted."""
+        if not (self._resumable and self._standin.behaviour.resumption_updates):
+            return None
+        handle = f"standin-{self.record.index}-{self._turns_done}"
+        self._standin.remember_handle(handle, self._context())
+        return {"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}}
 
     def _on_realtime_input(self, body: dict[str, Any]) -> None:
         """Audio, video, text and activity signals."""
@@ -201,7 +317,7 @@ class LiveConnectionHandler:
                     for chunk in _as_list(value, "realtimeInput.mediaChunks"):
                         self._on_media(*_blob(chunk, "realtimeInput.mediaChunks"))
                 case "text" if isinstance(value, str):
-                    self.record.texts.append(value)
+                    self._heard(value)
                     self._reply_to_text(value)
                 case "audioStreamEnd" | "activityEnd":
                     self._end_utterance()
@@ -218,7 +334,7 @@ class LiveConnectionHandler:
             for part in _as_list(turn.get("parts") or [], "clientContent.turns.parts"):
                 text = part.get("text") if isinstance(part, dict) else None
                 if isinstance(text, str) and turn.get("role", "user") == "user":
-                    self.record.texts.append(text)
+                    self._heard(text)
                     self._pending_text.append(text)
                 inline = part.get("inlineData") if isinstance(part, dict) else None
                 if isinstance(inline, dict) and str(inline.get("mimeType")).startswith("image/"):
@@ -227,6 +343,11 @@ class LiveConnectionHandler:
             text = " ".join(self._pending_text)
             self._pending_text.clear()
             self._reply_to_text(text)
+
+    def _heard(self, text: str) -> None:
+        """Record a user text and add it to the session's context."""
+        self.record.texts.append(text)
+        self._texts.append(text)
 
     def _on_tool_response(self, body: dict[str, Any]) -> None:
         """Record each function response (the stand-in never calls tools itself)."""
@@ -327,6 +448,8 @@ class LiveConnectionHandler:
                     await self._play(turn)
                 finally:
                     self._current = None
+                if self.record.aborted:
+                    return
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
         """A crashed reply worker closes the connection with 1011 instead of hanging it."""
@@ -334,7 +457,33 @@ class LiveConnectionHandler:
             return
         error = task.exception()
         logger.error("Connection #%s: reply worker failed", self.record.index, exc_info=error)
-        self._closer = asyncio.ensure_future(self.ws.close(1011, "Stand-in internal error."))
+        self._spawn(self.ws.close(INTERNAL_ERROR, "Stand-in internal error."))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` in a task kept alive until it ends (never cancelled)."""
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Call ``callback`` in ``delay`` seconds unless the connection has ended by then."""
+        if self._ended:
+            return
+        self._schedule.append(asyncio.get_running_loop().call_later(delay, callback))
+
+    def _scheduled_go_away(self) -> None:
+        """``Behaviour.go_away_after_s`` has passed since setupComplete: say goAway."""
+        self._spawn(self._go_away_quietly(self._standin.behaviour.go_away_time_left_s))
+
+    async def _go_away_quietly(self, time_left: float) -> None:
+        """``go_away``, ignoring a connection that closed meanwhile."""
+        with contextlib.suppress(ConnectionClosed):
+            await self.go_away(time_left)
+
+    def _close_at_end_of_life(self) -> None:
+        """The time a goAway announced is up: close normally (a no-op if closed already)."""
+        logger.info("Connection #%s: time left after goAway is up", self.record.index)
+        self._spawn(self.ws.close(NORMAL_CLOSURE, GO_AWAY_CLOSE_REASON))
 
     async def _play(self, turn: _Turn) -> None:
         """Send one turn step by step, stopping as soon as it is cancelled."""
@@ -371,9 +520,9 @@ class LiveConnectionHandler:
         yield [_content(generationComplete=True)]
         self._turns_done += 1
         final = [{"serverContent": {"turnComplete": True}, "usageMetadata": self._usage(turn)}]
-        if self._resumable and behaviour.resumption_updates:
-            handle = f"standin-{self.record.index}-{self._turns_done}"
-            final.append({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+        update = self._resumption_update()
+        if update is not None:
+            final.append(update)
         yield final
 
     def _usage(self, turn: _Turn) -> dict[str, Any]:
@@ -389,13 +538,23 @@ class LiveConnectionHandler:
         }
 
     async def _emit(self, turn: _Turn, messages: list[dict[str, Any]]) -> bool:
-        """Send messages of ``turn`` unless it was cancelled; False once it is."""
+        """Send messages of ``turn`` unless it was cancelled or dropped; False once it is."""
         async with self._send_lock:
             if turn.cancelled:
                 return False
             for message in messages:
+                if self._dropped(turn):
+                    return False
                 await self._send_unlocked(message)
-        return True
+                turn.sent += 1
+            return not self._dropped(turn)
+
+    def _dropped(self, turn: _Turn) -> bool:
+        """Whether the connection is aborted, by ``abort_mid_turn`` now if ``turn`` is due."""
+        if self._abort_after is not None and turn.sent >= self._abort_after:
+            self._abort_after = None
+            self.abort()
+        return self.record.aborted
 
     async def _pause(self, turn: _Turn, seconds: float) -> None:
         """Wait ``seconds`` (cut short by an interrupt); always lets other tasks run."""
@@ -416,6 +575,36 @@ class LiveConnectionHandler:
         """Append ``item`` to a media record unless the record limit is reached."""
         if self._standin.may_record(self.record, size):
             items.append(item)
+
+
+def duration_json(seconds: float) -> str:
+    """``seconds`` as protobuf Duration JSON, with 0, 3, 6 or 9 decimals: ``"1.500s"``."""
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"Not a valid time left: {seconds!r}")
+    nanos = round(seconds * 1e9)
+    whole, fraction = divmod(nanos, 10**9)
+    digits = f"{fraction:09d}"
+    while digits.endswith("000"):
+        digits = digits[:-3]
+    return f"{whole}.{digits}s" if digits else f"{whole}s"
+
+
+def _now() -> float:
+    """The running loop's clock, which every recorded time uses."""
+    return asyncio.get_running_loop().time()
+
+
+def _resumption_handle(setup: dict[str, Any]) -> str | None:
+    """The handle a setup asks to resume (None: a new session)."""
+    resumption = setup.get("sessionResumption")
+    if resumption is None:
+        return None
+    if not isinstance(resumption, dict):
+        raise InvalidInput("setup.sessionResumption must be an object.")
+    handle = resumption.get("handle")
+    if handle is not None and not isinstance(handle, str):
+        raise InvalidInput("setup.sessionResumption.handle must be a string.")
+    return handle
 
 
 def _content(**fields: Any) -> dict[str, Any]:

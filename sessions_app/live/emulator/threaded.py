@@ -124,6 +124,18 @@ class ThreadedStandIn:
         """Close a live connection."""
         self._call(self.standin.disconnect(connection=connection, code=code, reason=reason))
 
+    def go_away(self, time_left: float, *, connection: int = -1, close: bool = True) -> None:
+        """Send ``goAway``; with ``close``, close the connection with 1000 when time is up."""
+        self._call(self.standin.go_away(time_left, connection=connection, close=close))
+
+    def abort(self, *, connection: int = -1) -> None:
+        """Drop a live connection without a close frame and wait until it ended."""
+        self._call(self.standin.abort(connection=connection))
+
+    def abort_mid_turn(self, *, connection: int = -1, after_messages: int = 1) -> None:
+        """Drop a connection once its current or next reply turn has sent ``after_messages``."""
+        self._call(self._arm_abort(connection, after_messages))
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Block until ``predicate()`` (run in this thread) is true; TimeoutError if not."""
         deadline = time.monotonic() + timeout
@@ -148,6 +160,10 @@ class ThreadedStandIn:
         with self._condition:
             self._version += 1
             self._condition.notify_all()
+
+    async def _arm_abort(self, connection: int, after_messages: int) -> None:
+        """``StandIn.abort_mid_turn``, run in the loop thread."""
+        self.standin.abort_mid_turn(connection=connection, after_messages=after_messages)
 
     async def _snapshot(self) -> list[Connection]:
         """Copies of the records, taken in the loop thread."""
