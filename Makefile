@@ -22,6 +22,7 @@ run: export DJANGO_DEBUG ?= 1
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_dev_admin
+	$(PY) manage.py sweep_sessions
 	$(PY) -m daphne --bind $(HOST) --port $(PORT) assistant_site.asgi:application
 
 ## test: the whole suite (unit, integration, end-to-end in headless Chromium)

@@ -160,6 +160,29 @@ GEMINI_VOICES = env.list(
 )
 GEMINI_DEFAULT_VOICE = env.str("GEMINI_DEFAULT_VOICE", default="Puck")
 GEMINI_CONNECT_TIMEOUT_S = env.float("GEMINI_CONNECT_TIMEOUT_S", default=15.0)
+# Sliding-window context compression lifts the ~2 min audio+video session limit. Token
+# thresholds left empty use the service's defaults.
+GEMINI_CONTEXT_COMPRESSION = env.bool("GEMINI_CONTEXT_COMPRESSION", default=True)
+GEMINI_COMPRESSION_TRIGGER_TOKENS = env.int("GEMINI_COMPRESSION_TRIGGER_TOKENS", default=None)
+GEMINI_COMPRESSION_TARGET_TOKENS = env.int("GEMINI_COMPRESSION_TARGET_TOKENS", default=None)
+# Resuming after an unexpected upstream close: the waits before each attempt, in seconds.
+GEMINI_RECONNECT_DELAYS_S = [
+    float(delay)
+    for delay in env.list("GEMINI_RECONNECT_DELAYS_S", default=["0.25", "0.5", "1", "2", "4"])
+]
+# After goAway, switch connections at once when less than this many seconds are left.
+GEMINI_SWITCH_MARGIN_S = env.float("GEMINI_SWITCH_MARGIN_S", default=1.5)
+
+# --- Session limits ------------------------------------------------------------------------
+# 0 turns a limit off.
+SHARE_MAX_SESSION_S = env.float("SHARE_MAX_SESSION_S", default=2 * 3600)
+SHARE_IDLE_TIMEOUT_S = env.float("SHARE_IDLE_TIMEOUT_S", default=300)
+SHARE_MAX_SESSIONS_PER_USER = env.int("SHARE_MAX_SESSIONS_PER_USER", default=2)
+SHARE_MAX_SESSIONS_PER_WORKER = env.int("SHARE_MAX_SESSIONS_PER_WORKER", default=200)
+# Every live session stamps its row this often; an active row not stamped for
+# SHARE_STALE_AFTER_S belongs to a worker that died and is swept to "interrupted".
+SHARE_HEARTBEAT_S = env.float("SHARE_HEARTBEAT_S", default=15)
+SHARE_STALE_AFTER_S = env.float("SHARE_STALE_AFTER_S", default=60)
 
 # --- Browser protocol ----------------------------------------------------------------------
 # Largest binary or text WebSocket message accepted from a browser. Daphne itself refuses

@@ -1,10 +1,14 @@
 """Admin review of live sessions: read-only, transcript inline and in order."""
 
-from django.contrib import admin
+from asgiref.sync import async_to_sync
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from sessions_app import control
 from sessions_app.models import LiveSession, TranscriptEntry
+
+ADMIN_END_MESSAGE = "An administrator ended this session."
 
 
 class TranscriptEntryInline(admin.TabularInline):
@@ -47,6 +51,7 @@ class LiveSessionAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     readonly_fields = [f.name for f in LiveSession._meta.fields] + ["duration_display"]
     inlines = [TranscriptEntryInline]
+    actions = ["end_now"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LiveSession]:
         """Sessions with their user."""
@@ -59,6 +64,26 @@ class LiveSessionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         """Only viewing: nothing in a session is edited by hand."""
         return False
+
+    def has_end_permission(self, request: HttpRequest) -> bool:
+        """Whether the user may end other people's live sessions."""
+        return request.user.has_perm("sessions_app.end_livesession")
+
+    @admin.action(description="End live session now", permissions=["end"])
+    def end_now(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
+        """Ask the worker holding each selected live session, wherever it runs, to end it."""
+        live = list(queryset.filter(status=LiveSession.Status.ACTIVE).values_list("pk", flat=True))
+        for session_id in live:
+            async_to_sync(control.request_end)(
+                session_id, reason=LiveSession.EndReason.ADMIN_ENDED, message=ADMIN_END_MESSAGE
+            )
+        skipped = queryset.count() - len(live)
+        self.message_user(
+            request,
+            f"Asked {len(live)} live session(s) to end."
+            + (f" {skipped} selected session(s) had already ended." if skipped else ""),
+            messages.SUCCESS if live else messages.WARNING,
+        )
 
     @admin.display(description="Duration")
     def duration_display(self, obj: LiveSession) -> str:

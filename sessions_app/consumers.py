@@ -1,15 +1,27 @@
 """The share WebSocket: authenticate, parse, dispatch, close codes. Nothing else."""
 
+import asyncio
+import contextlib
 import logging
+import uuid
+from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from sessions_app import protocol
+from sessions_app import control, protocol
 from sessions_app.conversation import Conversation
 from sessions_app.live.relay import UpstreamUnavailable
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, ErrorCode, ProtocolError
+from sessions_app.services import SessionRefused
+
+REFUSAL_CODES = {
+    LiveSession.EndReason.USER_LIMIT: ErrorCode.TOO_MANY_SESSIONS,
+    LiveSession.EndReason.WORKER_LIMIT: ErrorCode.SERVER_BUSY,
+}
+SHUTDOWN_MESSAGE = "The server is restarting. Start again in a moment."
+ADMIN_END_MESSAGE = "An administrator ended this session."
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +40,28 @@ class ShareConsumer(AsyncWebsocketConsumer):
     """One browser connection; at most one live session at a time."""
 
     conversation: Conversation | None = None
+    group: str | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Run the consumer; when the server shuts down, end the live session cleanly.
+
+        Daphne cancels every application on SIGTERM and waits for it to finish, so this
+        is where the transcript is flushed and the session marked "server shutdown".
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            conversation = self.conversation
+            task = asyncio.current_task()
+            if conversation is not None and not conversation.ended and task is not None:
+                task.uncancel()  # let the clean-up await; the cancellation is re-raised
+                logger.info("Server shutdown: ending session %s", conversation.session_id)
+                await conversation.end(
+                    status=LiveSession.Status.ENDED,
+                    reason=LiveSession.EndReason.SERVER_SHUTDOWN,
+                    message=SHUTDOWN_MESSAGE,
+                )
+            raise
 
     async def connect(self) -> None:
         """Accept logged-in, active users only; others get a close code, not a session."""
@@ -85,10 +119,18 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 user_agent=self._header("user-agent"),
                 browser=self,
             )
+        except SessionRefused as exc:
+            logger.info("session_refused user=%s reason=%s", self.scope["user"].pk, exc.end_reason)
+            await self.send_text(protocol.encode_error(REFUSAL_CODES[exc.end_reason], exc.message))
+            return
         except UpstreamUnavailable as exc:
             logger.warning("Could not open a Gemini Live session: %s", exc)
             await self.send_text(protocol.encode_error(ErrorCode.UPSTREAM_UNAVAILABLE, str(exc)))
             await self.close(code=CloseCode.UPSTREAM_FAILED)
+            return
+        self.group = control.session_group(self.conversation.session_id)
+        if self.channel_layer is not None:
+            await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def end_session(self, reason: str, *, notify: bool = True) -> None:
         """End the live session, if any."""
@@ -115,9 +157,37 @@ class ShareConsumer(AsyncWebsocketConsumer):
         """Send a binary media frame."""
         await self.send(bytes_data=data)
 
-    async def upstream_lost(self) -> None:
-        """The model connection broke: close with the documented code."""
-        await self.close(code=CloseCode.UPSTREAM_FAILED)
+    async def session_ended(self, session_id: uuid.UUID, close_code: int | None) -> None:
+        """Leave the session's group; close the socket if the session failed."""
+        group, self.group = self.group, None
+        if group is not None and self.channel_layer is not None:
+            with contextlib.suppress(Exception):  # the layer may be unreachable
+                await self.channel_layer.group_discard(group, self.channel_name)
+        if close_code is not None:
+            await self.close(code=close_code)
+
+    # Channel-layer messages.
+
+    async def session_end(self, event: dict[str, Any]) -> None:
+        """Another worker (an admin action) asks to end this socket's live session."""
+        conversation = self.conversation
+        if conversation is None or conversation.ended:
+            return
+        if event.get("session_id") != str(conversation.session_id):
+            return
+        logger.info(
+            "session_end_requested session=%s reason=%s",
+            conversation.session_id,
+            event.get("reason"),
+        )
+        reason = event.get("reason")
+        if reason not in LiveSession.EndReason.values:
+            reason = LiveSession.EndReason.ADMIN_ENDED
+        await conversation.end(
+            status=LiveSession.Status.ENDED,
+            reason=reason,
+            message=event.get("message") or ADMIN_END_MESSAGE,
+        )
 
     def _live(self) -> Conversation:
         """The running conversation, or a not_started error."""

@@ -15,6 +15,7 @@ class LiveSession(models.Model):
         ACTIVE = "active", "Active"
         ENDED = "ended", "Ended"
         FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
 
     class EndReason(models.TextChoices):
         CLIENT_STOP = "client_stop", "Stopped by the user"
@@ -23,6 +24,13 @@ class LiveSession(models.Model):
         UPSTREAM_CLOSED = "upstream_closed", "Model connection closed"
         UPSTREAM_ERROR = "upstream_error", "Model connection failed"
         PROTOCOL_ERROR = "protocol_error", "Browser protocol violation"
+        DURATION_LIMIT = "duration_limit", "Reached the maximum session length"
+        IDLE_TIMEOUT = "idle_timeout", "No media or text for too long"
+        USER_LIMIT = "user_limit", "Refused: too many live sessions for the user"
+        WORKER_LIMIT = "worker_limit", "Refused: the server is at capacity"
+        ADMIN_ENDED = "admin_ended", "Ended by an admin"
+        SERVER_SHUTDOWN = "server_shutdown", "Server shutdown"
+        WORKER_LOST = "worker_lost", "The server process stopped unexpectedly"
 
     class Modality(models.TextChoices):
         AUDIO = "AUDIO", "Voice"
@@ -47,11 +55,21 @@ class LiveSession(models.Model):
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     response_tokens = models.PositiveBigIntegerField(default=0)
     total_tokens = models.PositiveBigIntegerField(default=0)
+    resumptions = models.PositiveIntegerField(
+        default=0, help_text="How often the model connection was handed over or resumed."
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker holding the session."
+    )
     user_agent = models.CharField(max_length=512, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["user", "-started_at"])]
+        indexes = [
+            models.Index(fields=["user", "-started_at"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+        ]
+        permissions = [("end_livesession", "Can end a live session of any user")]
 
     def __str__(self) -> str:
         return f"{self.user} {self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"

@@ -45,6 +45,8 @@ class ErrorCode(StrEnum):
     ALREADY_STARTED = "already_started"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_ERROR = "upstream_error"
+    TOO_MANY_SESSIONS = "too_many_sessions"
+    SERVER_BUSY = "server_busy"
 
 
 class ProtocolError(Exception):

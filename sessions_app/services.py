@@ -3,9 +3,13 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sessions_app.models import LiveSession, TranscriptEntry
@@ -22,18 +26,96 @@ class SessionCounters:
     prompt_tokens: int = 0
     response_tokens: int = 0
     total_tokens: int = 0
+    resumptions: int = 0
+
+
+class SessionRefused(Exception):
+    """A session may not start now; the refused row is stored with ``end_reason``."""
+
+    def __init__(self, end_reason: str, message: str) -> None:
+        super().__init__(message)
+        self.end_reason = end_reason
+        self.message = message
 
 
 def live_session_create(
-    *, user: AbstractBaseUser, model: str, modality: str, voice: str, user_agent: str
+    *,
+    user: AbstractBaseUser,
+    model: str,
+    modality: str,
+    voice: str,
+    user_agent: str,
+    max_per_user: int = 0,
+    stale_after_s: float = 60.0,
+    refuse: SessionRefused | None = None,
 ) -> LiveSession:
-    """Create the row of a session that is starting."""
-    return LiveSession.objects.create(
-        user=user,
-        model=model,
-        response_modality=modality,
-        voice=voice,
-        user_agent=user_agent[:512],
+    """Create the row of a session that is starting; raise SessionRefused past a limit.
+
+    The per-user limit counts the user's live rows in the database, so it holds across
+    every worker process. The user's row is locked first (PostgreSQL) and the new row is
+    inserted before counting (SQLite serialises writers), so two workers starting a
+    session at once cannot both slip under the limit. A refused session is stored too,
+    ended at once with the refusal's reason, so admins see it. ``refuse`` stores such a
+    row for a refusal decided by the caller (the per-worker limit).
+    """
+    stale_sessions_sweep(stale_after_s=stale_after_s)
+    now = timezone.now()
+    with transaction.atomic():
+        if connection.features.has_select_for_update:
+            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        session = LiveSession.objects.create(
+            user=user,
+            model=model,
+            response_modality=modality,
+            voice=voice,
+            user_agent=user_agent[:512],
+            heartbeat_at=now,
+        )
+        if refuse is None and max_per_user > 0:
+            live = LiveSession.objects.filter(
+                user=user,
+                status=LiveSession.Status.ACTIVE,
+                heartbeat_at__gte=now - timedelta(seconds=stale_after_s),
+            ).count()
+            if live > max_per_user:
+                refuse = SessionRefused(
+                    LiveSession.EndReason.USER_LIMIT,
+                    f"You already have {max_per_user} live session"
+                    f"{'s' if max_per_user != 1 else ''} open. End one to start another.",
+                )
+        if refuse is not None:
+            LiveSession.objects.filter(pk=session.pk).update(
+                status=LiveSession.Status.FAILED, end_reason=refuse.end_reason, ended_at=now
+            )
+    if refuse is not None:
+        raise refuse
+    return session
+
+
+def live_session_heartbeat(*, session_id: uuid.UUID) -> bool:
+    """Stamp a live session's row; False if it is no longer active."""
+    return bool(
+        LiveSession.objects.filter(pk=session_id, status=LiveSession.Status.ACTIVE).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
+def stale_sessions_sweep(*, stale_after_s: float) -> int:
+    """Mark active sessions whose worker stopped stamping them as interrupted.
+
+    Such rows belong to a process that was killed (SIGKILL, out of memory, power loss):
+    a live worker stamps its sessions every ``SHARE_HEARTBEAT_S``. Their completed turns
+    were stored as they happened; the end time is the last heartbeat.
+    """
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    stale = LiveSession.objects.filter(status=LiveSession.Status.ACTIVE).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    return stale.update(
+        status=LiveSession.Status.INTERRUPTED,
+        end_reason=LiveSession.EndReason.WORKER_LOST,
+        ended_at=Coalesce(F("heartbeat_at"), F("started_at")),
     )
 
 
@@ -64,6 +146,10 @@ def live_session_finish(
 ) -> bool:
     """Mark an active session finished; False if it had already been finished."""
     updated = LiveSession.objects.filter(pk=session_id, status=LiveSession.Status.ACTIVE).update(
-        status=status, end_reason=end_reason, ended_at=timezone.now(), **asdict(counters)
+        status=status,
+        end_reason=end_reason,
+        ended_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        **asdict(counters),
     )
     return bool(updated)

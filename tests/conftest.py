@@ -90,6 +90,7 @@ async def standin(settings: Any, standin_tls_dir: str) -> AsyncIterator[StandIn]
         settings.GEMINI_API_KEY = TEST_API_KEY
         settings.GEMINI_API_BASE_URL = server.base_url
         settings.GEMINI_CA_BUNDLE = str(server.ca_path)
+        settings.GEMINI_RECONNECT_DELAYS_S = [0.05, 0.1, 0.2]
         yield server
 
 

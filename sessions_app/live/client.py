@@ -13,6 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 from google import genai
 from google.genai import types
 
+from sessions_app.live.relay import Resilience
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -73,7 +75,15 @@ def build_connect_config(*, modality: str, voice: str) -> types.LiveConnectConfi
             role="system", parts=[types.Part(text=settings.GEMINI_SYSTEM_INSTRUCTION)]
         ),
         input_audio_transcription=types.AudioTranscriptionConfig(),
+        session_resumption=types.SessionResumptionConfig(),
     )
+    if settings.GEMINI_CONTEXT_COMPRESSION:
+        config.context_window_compression = types.ContextWindowCompressionConfig(
+            trigger_tokens=settings.GEMINI_COMPRESSION_TRIGGER_TOKENS,
+            sliding_window=types.SlidingWindow(
+                target_tokens=settings.GEMINI_COMPRESSION_TARGET_TOKENS
+            ),
+        )
     if modality == types.Modality.AUDIO.value:
         config.output_audio_transcription = types.AudioTranscriptionConfig()
         config.speech_config = types.SpeechConfig(
@@ -82,3 +92,11 @@ def build_connect_config(*, modality: str, voice: str) -> types.LiveConnectConfi
             )
         )
     return config
+
+
+def resilience_from_settings() -> Resilience:
+    """How relays resume, from settings."""
+    return Resilience(
+        reconnect_delays=tuple(settings.GEMINI_RECONNECT_DELAYS_S),
+        switch_margin_s=settings.GEMINI_SWITCH_MARGIN_S,
+    )

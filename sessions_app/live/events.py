@@ -80,6 +80,24 @@ class UpstreamClosed:
     error: str | None
 
 
+@dataclass(frozen=True)
+class Reconnecting:
+    """The upstream connection was lost unexpectedly; the relay is resuming it."""
+
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The conversation goes on over a new upstream connection.
+
+    ``how`` is ``"handover"`` (after goAway, seamless) or ``"reconnect"`` (after a loss).
+    """
+
+    how: str
+    handle: str | None
+
+
 LiveEvent = (
     AudioOut
     | TextOut
@@ -91,6 +109,8 @@ LiveEvent = (
     | GoAway
     | ResumptionUpdate
     | UpstreamClosed
+    | Reconnecting
+    | Resumed
 )
 
 

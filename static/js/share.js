@@ -48,7 +48,8 @@ class SharePage {
     const status = $("status");
     status.dataset.state = state;
     status.textContent = message ? `${LABELS[state]}: ${message}` : LABELS[state];
-    this.live = state === "live";
+    // While the server resumes the model connection it buffers media and text: keep sending.
+    this.live = state === "live" || state === "reconnecting";
     const busy = state === "connecting" || state === "live" || state === "reconnecting";
     $("start").disabled = busy;
     $("stop").disabled = !busy;
@@ -190,12 +191,22 @@ class SharePage {
     on("close", (m) => this.#onClose(m));
   }
 
-  #onStatus({ state, reason }) {
+  #onStatus({ state, reason, message }) {
+    if (state === "handed_over") {
+      this.stats.handover(); // a seamless switch of model connection: nothing to show
+      return;
+    }
+    if (state === "resumed") {
+      this.setStatus("live");
+      this.notice("Reconnected: the conversation goes on.");
+      return;
+    }
     if (state === "ended") {
       this.transcript.endTurn();
       this.#release();
     }
-    this.setStatus(state, state === "ended" && reason ? reason.replaceAll("_", " ") : "");
+    const detail = state === "ended" ? message || (reason || "").replaceAll("_", " ") : "";
+    this.setStatus(state, detail);
   }
 
   #onError({ code, message }) {

@@ -9,6 +9,7 @@ export class Stats {
     this.audioSamplesSent = 0;
     this.latencies = [];
     this.tokens = 0;
+    this.handovers = 0;
     this.firstAudioAt = null;
     this.lastAudioAt = null;
     this.#awaitingSince = null;
@@ -49,6 +50,11 @@ export class Stats {
     this.#awaitingSince = null;
     this.latencies.push(latency);
     this.set("latency", latency);
+  }
+
+  handover() {
+    this.handovers += 1;
+    this.set("handovers", this.handovers);
   }
 
   usage(totalTokens) {

@@ -275,8 +275,10 @@ async def test_upstream_failure_ends_the_session_with_a_close_code(
     await browser.send(type="text", text="first")
     await browser.expect("turn_complete")
     await standin.stop()
+    await browser.expect("status", state="reconnecting")
     error = await browser.expect("error")
     assert error["code"] == "upstream_error"
+    assert "3 attempts to resume failed" in error["message"]
     assert await browser.expect_close() == CloseCode.UPSTREAM_FAILED
     session, lines = await stored(live["session_id"])
     assert session.status == LiveSession.Status.FAILED

@@ -1,0 +1,285 @@
+"""Several real Daphne processes sharing the real Redis channel layer and one database.
+
+Each test starts worker processes on the test database, with the stand-in as their
+upstream, and drives them over real WebSockets: the per-user limit across workers, the
+admin's "End live session now" reaching another worker, SIGTERM and SIGKILL.
+"""
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.core.management import call_command
+from websockets.asyncio.client import ClientConnection, connect
+
+from sessions_app.live.emulator import Behaviour, ThreadedStandIn
+from sessions_app.models import LiveSession, TranscriptEntry
+from tests.conftest import TEST_API_KEY, login_cookie, require
+from tests.processes import DaphneWorker, worker_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis the workers share."""
+    url = os.environ.get("REDIS_URL", "")
+    require(bool(url), "REDIS_URL is not set")
+    return url
+
+
+@pytest.fixture
+def upstream(standin_tls_dir: str) -> Iterator[ThreadedStandIn]:
+    """The stand-in every worker connects to."""
+    with ThreadedStandIn(behaviour=Behaviour(), tls_dir=standin_tls_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def workers(
+    redis_url: str, upstream: ThreadedStandIn, tmp_path: Path
+) -> Iterator[list[DaphneWorker]]:
+    """Two Daphne workers, as production runs them behind nginx."""
+    env = worker_env(
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        REDIS_URL=redis_url,
+        GEMINI_API_KEY=TEST_API_KEY,
+        GEMINI_API_BASE_URL=upstream.base_url,
+        GEMINI_CA_BUNDLE=str(upstream.ca_path),
+        SHARE_HEARTBEAT_S="0.5",
+        SHARE_MAX_SESSIONS_PER_USER="1",
+    )
+    started: list[DaphneWorker] = []
+    try:
+        for name in ("a", "b"):
+            started.append(DaphneWorker(name, env, tmp_path / f"daphne-{name}.log").start())
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+            print(f"--- worker {worker.name} log ---\n{worker.log()}")  # noqa: T201 - shown on failure
+
+
+async def open_socket(worker: DaphneWorker, cookie: str) -> ClientConnection:
+    """A browser's share socket on one worker."""
+    ws = await connect(
+        worker.ws_url,
+        origin=worker.url,
+        additional_headers={"Cookie": cookie},  # type: ignore[arg-type]
+    )
+    hello = await expect(ws, "hello")
+    assert hello["voices"]
+    return ws
+
+
+async def expect(ws: ClientConnection, type_: str, timeout: float = 10.0, **fields: Any) -> dict:
+    """Read JSON messages (skipping audio) until one of ``type_`` with ``fields`` arrives."""
+    async with asyncio.timeout(timeout):
+        while True:
+            raw = await ws.recv()
+            if isinstance(raw, bytes):
+                continue
+            message = json.loads(raw)
+            if message["type"] == type_ and all(message.get(k) == v for k, v in fields.items()):
+                return message
+
+
+async def start_live(ws: ClientConnection) -> str:
+    """Start a session; its id."""
+    await ws.send(json.dumps({"type": "start", "mode": "audio"}))
+    return (await expect(ws, "status", state="live"))["session_id"]
+
+
+async def say(ws: ClientConnection, text: str) -> None:
+    """Send a typed message and wait for the model's whole reply."""
+    await ws.send(json.dumps({"type": "text", "text": text}))
+    await expect(ws, "turn_complete")
+
+
+@database_sync_to_async
+def stored(session_id: str) -> tuple[LiveSession, list[tuple[str, str, str]]]:
+    """The session row and its lines as (role, source, text)."""
+    session = LiveSession.objects.get(pk=session_id)
+    lines = list(
+        TranscriptEntry.objects.filter(session=session)
+        .order_by("sequence")
+        .values_list("role", "source", "text")
+    )
+    return session, lines
+
+
+async def test_per_user_limit_holds_across_two_workers(
+    workers: list[DaphneWorker], user: Any
+) -> None:
+    cookie = await database_sync_to_async(login_cookie)(user)
+    on_a = await open_socket(workers[0], cookie)
+    on_b = await open_socket(workers[1], cookie)
+    await start_live(on_a)
+    await on_b.send(json.dumps({"type": "start", "mode": "audio"}))
+    error = await expect(on_b, "error")
+    assert error["code"] == "too_many_sessions"
+    await on_a.send(json.dumps({"type": "stop"}))
+    await expect(on_a, "status", state="ended")
+    await start_live(on_b)  # the limit counts live sessions only
+    await on_a.close()
+    await on_b.close()
+    reasons = await database_sync_to_async(
+        lambda: sorted(LiveSession.objects.values_list("end_reason", flat=True))
+    )()
+    assert reasons == ["", "client_stop", "user_limit"]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Return redirects instead of following them (cookies must be carried by hand)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        """Never follow."""
+        return None
+
+
+def _open(url: str, cookies: dict[str, str], data: bytes | None = None) -> Any:
+    """One request with ``cookies``; redirects come back as HTTPError responses."""
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    if data is not None:
+        headers.update({"Origin": url.split("/admin/")[0], "Referer": url})
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - local
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        return opener.open(request, timeout=10)
+    except urllib.error.HTTPError as response:
+        return response
+
+
+def _set_cookies(response: Any, cookies: dict[str, str]) -> None:
+    """Keep the cookies a response sets."""
+    for header in response.headers.get_all("Set-Cookie") or []:
+        name, _, rest = header.partition("=")
+        cookies[name] = rest.split(";", 1)[0]
+
+
+def admin_post_end_now(worker: DaphneWorker, cookie: str, session_id: str) -> str:
+    """Run the admin action "End live session now" on ``worker``, as a browser would."""
+    url = f"{worker.url}/admin/sessions_app/livesession/"
+    name, _, value = cookie.partition("=")
+    cookies = {name: value}
+    page = _open(url, cookies)
+    html = page.read().decode()
+    assert "End live session now" in html
+    _set_cookies(page, cookies)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    assert token is not None
+    data = urllib.parse.urlencode(
+        {"action": "end_now", "_selected_action": session_id, "index": "0",
+         "csrfmiddlewaretoken": token.group(1)}
+    ).encode()  # fmt: skip
+    posted = _open(url, cookies, data)
+    assert posted.status == 302, posted.read().decode()[:2000]
+    _set_cookies(posted, cookies)
+    return str(_open(url, cookies).read().decode())
+
+
+async def test_admin_action_ends_a_session_held_by_another_worker(
+    workers: list[DaphneWorker], user: Any, admin_user: Any, upstream: ThreadedStandIn
+) -> None:
+    cookie = await database_sync_to_async(login_cookie)(user)
+    admin_cookie = await database_sync_to_async(login_cookie)(admin_user)
+    ws = await open_socket(workers[0], cookie)
+    session_id = await start_live(ws)
+    await say(ws, "before the admin steps in")
+
+    page = await asyncio.to_thread(admin_post_end_now, workers[1], admin_cookie, session_id)
+    assert "Asked 1 live session(s) to end." in page
+
+    ended = await expect(ws, "status", state="ended")
+    assert ended["reason"] == "admin_ended"
+    assert ended["message"] == "An administrator ended this session."
+    session, lines = await stored(session_id)
+    assert (session.status, session.end_reason) == ("ended", "admin_ended")
+    assert lines[0] == ("user", "typed", "before the admin steps in")
+    assert lines[1][:2] == ("model", "speech")
+    await asyncio.to_thread(upstream.wait_for, lambda: upstream.connections[0].closed)
+    await ws.close()
+
+
+def idle_keep_alive_connection(worker: DaphneWorker) -> socket.socket:
+    """A served HTTP/1.1 request whose connection stays open, left idle for a while."""
+    sock = socket.create_connection(("127.0.0.1", worker.port), timeout=5)
+    sock.sendall(
+        b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+    )
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    time.sleep(1.5)  # Daphne's application checker runs every second
+    return sock
+
+
+async def test_sigterm_flushes_the_transcript_and_ends_the_session(
+    workers: list[DaphneWorker], user: Any
+) -> None:
+    cookie = await database_sync_to_async(login_cookie)(user)
+    ws = await open_socket(workers[0], cookie)
+    session_id = await start_live(ws)
+    await say(ws, "first turn")
+    # A turn in progress: its user line is not stored until the turn ends or is flushed.
+    await ws.send(json.dumps({"type": "text", "text": "second turn"}))
+    await expect(ws, "transcript", role="model")
+
+    # An idle keep-alive HTTP connection (nginx keeps such connections to each worker)
+    # once broke Daphne's shutdown; see assistant_site/daphne_shutdown.py.
+    keep_alive = await asyncio.to_thread(idle_keep_alive_connection, workers[0])
+    assert await asyncio.to_thread(workers[0].signal, signal.SIGTERM) == 0
+    keep_alive.close()
+
+    session, lines = await stored(session_id)
+    assert (session.status, session.end_reason) == ("ended", "server_shutdown")
+    texts = [text for _, _, text in lines]
+    assert texts[0] == "first turn"
+    assert "second turn" in texts
+    assert "Cancelled 1 application instances for shutdown" in workers[0].log()
+    assert "server_shutdown" in workers[0].log()
+    await ws.close()
+
+
+async def test_sigkill_then_sweep_marks_the_session_interrupted_with_completed_turns(
+    workers: list[DaphneWorker], user: Any
+) -> None:
+    cookie = await database_sync_to_async(login_cookie)(user)
+    ws = await open_socket(workers[0], cookie)
+    session_id = await start_live(ws)
+    await say(ws, "one")
+    await say(ws, "two")
+    # Each turn is written by a background task as soon as it completes; kill the worker
+    # once the second one is in the database (a few milliseconds after turn_complete).
+    async with asyncio.timeout(5):
+        while len((await stored(session_id))[1]) < 4:  # noqa: ASYNC110 - polling the DB
+            await asyncio.sleep(0.02)
+    await asyncio.to_thread(workers[0].signal, signal.SIGKILL)
+    session, _ = await stored(session_id)
+    assert session.status == "active"  # nobody could mark it
+
+    await database_sync_to_async(call_command)("sweep_sessions", "--stale-after", "0")
+
+    session, lines = await stored(session_id)
+    assert (session.status, session.end_reason) == ("interrupted", "worker_lost")
+    assert [(role, text) for role, _, text in lines if role == "user"] == [
+        ("user", "one"),
+        ("user", "two"),
+    ]
+    assert [role for role, _, _ in lines] == ["user", "model", "user", "model"]
+    # The other worker still serves: a new session starts there (the limit ignores the
+    # swept session).
+    other = await open_socket(workers[1], cookie)
+    await start_live(other)
+    await other.close()
