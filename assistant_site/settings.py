@@ -1,5 +1,6 @@
 """Settings for the screen-share assistant, read from the environment (django-environ)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -42,18 +43,22 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "channels",
     "sessions_app",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "assistant_site.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "assistant_site.urls"
@@ -115,6 +120,55 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "share"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- HTTPS, cookies and headers ------------------------------------------------------------
+# Production defaults whenever DEBUG is off. A plain-HTTP test deployment turns off the
+# redirect and the Secure cookies with DJANGO_SSL_REDIRECT=0 and DJANGO_SECURE_COOKIES=0.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=not DEBUG)
+# Health checks poll the worker directly over plain HTTP; the answer reveals nothing.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_COOKIES = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# CSRF_COOKIE_HTTPONLY stays off (Django's default): it adds no protection, since the token
+# is in every form anyway; the admin does not need it either way, but script that posts
+# with fetch() would have to read the cookie.
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# HSTS is sent on HTTPS responses only. Preloading is a commitment (hstspreload.org) an
+# operator makes on purpose, so it is opt-in; see SILENCED_SYSTEM_CHECKS below.
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Reverse proxies in front of Daphne (nginx terminating TLS: 1). Only then are the
+# X-Forwarded-Proto and X-Forwarded-For headers believed; each proxy must overwrite
+# X-Forwarded-Proto and append to X-Forwarded-For (see README, "Security").
+TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("DJANGO_TRUSTED_PROXY_COUNT must be 0 or more.")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY_COUNT else None
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# --- Login throttling (django-axes) ----------------------------------------------------------
+# After DJANGO_LOGIN_FAILURE_LIMIT failed log-ins for one username from one address, that
+# pair is refused (HTTP 429) for DJANGO_LOGIN_COOLOFF_S seconds; 0 locks until an admin
+# deletes the access attempt in /admin/axes/.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=5)
+_login_cooloff_s = env.float("DJANGO_LOGIN_COOLOFF_S", default=3600)
+AXES_COOLOFF_TIME = timedelta(seconds=_login_cooloff_s) if _login_cooloff_s > 0 else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/login.html"
+# The address comes from REMOTE_ADDR, or from X-Forwarded-For behind trusted proxies only.
+AXES_CLIENT_IP_CALLABLE = "assistant_site.security.client_ip"
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -126,13 +180,20 @@ STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 # Whether Daphne serves /static/ itself (development); behind nginx it does not.
 SERVE_STATIC = env.bool("DJANGO_SERVE_STATIC", default=DEBUG)
 
+# "plain" for reading in a terminal; "json" for a log collector: one JSON object a line
+# (assistant_site.log_format). Neither ever includes request headers or bodies.
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("DJANGO_LOG_FORMAT must be 'plain' or 'json'.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "assistant_site.log_format.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {
         # The SDK's HTTP stack logs request headers at DEBUG; keep it quiet so keys never leak.
@@ -189,6 +250,12 @@ SHARE_STALE_AFTER_S = env.float("SHARE_STALE_AFTER_S", default=60)
 # anything over 1 MiB by closing the socket; below that we answer with an error and go on.
 SHARE_MAX_MESSAGE_BYTES = env.int("SHARE_MAX_MESSAGE_BYTES", default=768 * 1024)
 SHARE_MAX_TEXT_CHARS = env.int("SHARE_MAX_TEXT_CHARS", default=4000)
+# Rate limits per connection. Past a limit messages are dropped (with one warning); a
+# flood that goes on for SHARE_FLOOD_CLOSE_S closes the socket with 4429.
+SHARE_AUDIO_RATE_FACTOR = env.float("SHARE_AUDIO_RATE_FACTOR", default=2.0)  # x real time
+SHARE_MAX_FRAMES_PER_S = env.float("SHARE_MAX_FRAMES_PER_S", default=4.0)
+SHARE_MAX_TEXTS_PER_MIN = env.int("SHARE_MAX_TEXTS_PER_MIN", default=30)
+SHARE_FLOOD_CLOSE_S = env.float("SHARE_FLOOD_CLOSE_S", default=3.0)
 
 # --- Screen capture in the page --------------------------------------------------------------
 SHARE_FRAME_MAX_SIDE = env.int("SHARE_FRAME_MAX_SIDE", default=1024)  # px, long side

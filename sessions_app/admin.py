@@ -22,6 +22,10 @@ class TranscriptEntryInline(admin.TabularInline):
     can_delete = False
     show_change_link = False
 
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Whoever may view a session may read its transcript."""
+        return bool(request.user.has_perm("sessions_app.view_livesession"))
+
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         """Transcripts are written by the relay only."""
         return False

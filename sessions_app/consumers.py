@@ -11,9 +11,11 @@ from django.conf import settings
 
 from sessions_app import control, protocol
 from sessions_app.conversation import Conversation
+from sessions_app.events_log import log_event
 from sessions_app.live.relay import UpstreamUnavailable
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, ErrorCode, ProtocolError
+from sessions_app.ratelimit import ConnectionLimiter, RateLimits, Verdict
 from sessions_app.services import SessionRefused
 
 REFUSAL_CODES = {
@@ -34,6 +36,23 @@ def limits_from_settings() -> protocol.Limits:
         voices=tuple(settings.GEMINI_VOICES),
         default_voice=settings.GEMINI_DEFAULT_VOICE,
     )
+
+
+def rate_limits_from_settings() -> RateLimits:
+    """How fast a browser may send, from settings."""
+    return RateLimits(
+        audio_rate_factor=settings.SHARE_AUDIO_RATE_FACTOR,
+        frames_per_s=settings.SHARE_MAX_FRAMES_PER_S,
+        texts_per_min=settings.SHARE_MAX_TEXTS_PER_MIN,
+        flood_close_s=settings.SHARE_FLOOD_CLOSE_S,
+    )
+
+
+RATE_NAMES = {
+    protocol.AudioChunk: "audio chunks",
+    protocol.Frame: "screen frames",
+    protocol.TypedText: "text messages",
+}
 
 
 class ShareConsumer(AsyncWebsocketConsumer):
@@ -71,6 +90,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
             await self.close(code=CloseCode.UNAUTHENTICATED)
             return
         self.limits = limits_from_settings()
+        self.limiter = ConnectionLimiter(rate_limits_from_settings())
         await self.send_text(
             protocol.encode(
                 "hello",
@@ -90,9 +110,66 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 message = protocol.parse_binary(bytes_data, self.limits)
             else:
                 message = protocol.parse_text(text_data or "", self.limits)
+        except ProtocolError as exc:
+            if await self.within_rate(None):
+                await self.send_text(protocol.encode_error(exc.code, exc.message))
+            return
+        if not await self.within_rate(message):
+            return
+        try:
             await self.dispatch_message(message)
         except ProtocolError as exc:
             await self.send_text(protocol.encode_error(exc.code, exc.message))
+
+    async def within_rate(self, message: protocol.ClientMessage | None) -> bool:
+        """Apply the connection's rate limits; False if the message is dropped."""
+        match message:
+            case protocol.AudioChunk(seconds=seconds):
+                verdict = self.limiter.check("audio", seconds)
+            case protocol.Frame():
+                verdict = self.limiter.check("frame")
+            case protocol.TypedText():
+                verdict = self.limiter.check("text")
+            case _:
+                verdict = self.limiter.check("other")
+        if verdict is Verdict.ACCEPT:
+            return True
+        what = RATE_NAMES.get(type(message), "messages")
+        if verdict is Verdict.DROP_AND_WARN:
+            log_event(
+                "rate_limited", session_id=self._session_id(), user_id=self.scope["user"].pk,
+                kind=what, level=logging.WARNING,
+            )  # fmt: skip
+            await self.send_text(
+                protocol.encode_error(
+                    ErrorCode.RATE_LIMITED,
+                    f"Too many {what}: they are being dropped. Slow down or the connection"
+                    " will be closed.",
+                )
+            )
+        elif verdict is Verdict.CLOSE:
+            await self.close_for_flood(what)
+        return False
+
+    async def close_for_flood(self, what: str) -> None:
+        """A flood went on: end the session, say why and close with 4429."""
+        log_event(
+            "flood_closed", session_id=self._session_id(), user_id=self.scope["user"].pk,
+            kind=what, dropped=self.limiter.dropped, level=logging.WARNING,
+        )  # fmt: skip
+        self.limits = None  # nothing more is read from this socket
+        if self.conversation is not None and not self.conversation.ended:
+            await self.conversation.end(
+                status=LiveSession.Status.ENDED,
+                reason=LiveSession.EndReason.RATE_LIMITED,
+                message=f"Closed: the browser kept sending too many {what}.",
+            )
+        await self.send_text(
+            protocol.encode_error(
+                ErrorCode.RATE_LIMITED, f"Closed: the browser kept sending too many {what}."
+            )
+        )
+        await self.close(code=CloseCode.RATE_LIMITED)
 
     async def dispatch_message(self, message: protocol.ClientMessage) -> None:
         """Route a parsed message to the live session."""
@@ -120,7 +197,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 browser=self,
             )
         except SessionRefused as exc:
-            logger.info("session_refused user=%s reason=%s", self.scope["user"].pk, exc.end_reason)
+            log_event("session_refused", user_id=self.scope["user"].pk, reason=exc.end_reason)
             await self.send_text(protocol.encode_error(REFUSAL_CODES[exc.end_reason], exc.message))
             return
         except UpstreamUnavailable as exc:
@@ -194,6 +271,10 @@ class ShareConsumer(AsyncWebsocketConsumer):
         if self.conversation is None or self.conversation.ended:
             raise ProtocolError(ErrorCode.NOT_STARTED, "Start a live session first.")
         return self.conversation
+
+    def _session_id(self) -> str | None:
+        """The id of the socket's current session, if any."""
+        return str(self.conversation.session_id) if self.conversation is not None else None
 
     def _header(self, name: str) -> str:
         """A request header of the handshake, decoded leniently."""

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 
 from sessions_app import protocol, services
+from sessions_app.events_log import log_event
 from sessions_app.live import events
 from sessions_app.live.client import (
     Endpoint,
@@ -154,9 +155,9 @@ class Conversation:
             raise
         self.relay = relay
         self._watchdog = asyncio.create_task(self._watch(), name="session-watchdog")
-        logger.info(
-            "session_start session=%s user=%s modality=%s", self.session_id, self.user_id,
-            start.modality,
+        log_event(
+            "session_start", session_id=self.session_id, user_id=self.user_id,
+            modality=start.modality,
         )  # fmt: skip
         await self.browser.send_text(
             protocol.encode(
@@ -213,9 +214,9 @@ class Conversation:
         if self.relay is not None:
             await self.relay.close()
         await self.recorder.finish(status=status, end_reason=reason)
-        logger.info(
-            "session_end session=%s user=%s status=%s reason=%s resumptions=%d",
-            self.session_id, self.user_id, status, reason, self.recorder.counters.resumptions,
+        log_event(
+            "session_end", session_id=self.session_id, user_id=self.user_id, status=status,
+            reason=reason, resumptions=self.recorder.counters.resumptions,
         )  # fmt: skip
         if notify:
             fields = {"message": message} if message else {}
@@ -289,9 +290,9 @@ class Conversation:
 
     async def _reconnecting(self, error: str | None) -> None:
         """The model connection was lost: end the turn it cut off and say we resume."""
-        logger.info(
-            "session_reconnecting session=%s user=%s error=%s",
-            self.session_id, self.user_id, error or "closed",
+        log_event(
+            "session_reconnecting", session_id=self.session_id, user_id=self.user_id,
+            error=error or "closed", level=logging.WARNING,
         )  # fmt: skip
         if self.recorder.turns.pending:
             await self._turn_ended("interrupted")
@@ -302,9 +303,9 @@ class Conversation:
     async def _resumed(self, how: str) -> None:
         """The conversation goes on over a new model connection."""
         self.recorder.counters.resumptions += 1
-        logger.info(
-            "session_resumed session=%s user=%s how=%s count=%d",
-            self.session_id, self.user_id, how, self.recorder.counters.resumptions,
+        log_event(
+            "session_resumed", session_id=self.session_id, user_id=self.user_id, how=how,
+            count=self.recorder.counters.resumptions,
         )  # fmt: skip
         state = "resumed" if how == "reconnect" else "handed_over"
         await self.browser.send_text(
@@ -316,9 +317,10 @@ class Conversation:
         if error is None:
             await self.end(status=Status.ENDED, reason=EndReason.UPSTREAM_CLOSED)
             return
-        logger.warning(
-            "session_error session=%s user=%s error=%s", self.session_id, self.user_id, error
-        )
+        log_event(
+            "session_error", session_id=self.session_id, user_id=self.user_id, error=error,
+            level=logging.WARNING,
+        )  # fmt: skip
         await self.browser.send_text(
             protocol.encode_error(protocol.ErrorCode.UPSTREAM_ERROR, error)
         )

@@ -31,6 +31,7 @@ class LiveSession(models.Model):
         ADMIN_ENDED = "admin_ended", "Ended by an admin"
         SERVER_SHUTDOWN = "server_shutdown", "Server shutdown"
         WORKER_LOST = "worker_lost", "The server process stopped unexpectedly"
+        RATE_LIMITED = "rate_limited", "Closed: the browser sent too much"
 
     class Modality(models.TextChoices):
         AUDIO = "AUDIO", "Voice"

@@ -2,6 +2,11 @@
 
 Binary frames carry media: one kind byte, then the payload (no base64). Text frames carry
 JSON objects with a ``type`` field. docs/protocol.md is the reference for browser authors.
+
+Validation is strict and total: a message of the wrong size, kind, encoding or shape, with
+a field of the wrong type, a value outside its allow-list or a field nobody defined, gets
+a :class:`ProtocolError` with a specific :class:`ErrorCode`; the parsers never raise
+anything else, whatever the bytes.
 """
 
 import json
@@ -27,6 +32,7 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     UNAUTHENTICATED = 4401
     UPSTREAM_FAILED = 4502
+    RATE_LIMITED = 4429
 
 
 class ErrorCode(StrEnum):
@@ -47,6 +53,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_ERROR = "upstream_error"
     TOO_MANY_SESSIONS = "too_many_sessions"
     SERVER_BUSY = "server_busy"
+    RATE_LIMITED = "rate_limited"
 
 
 class ProtocolError(Exception):
@@ -60,9 +67,32 @@ class ProtocolError(Exception):
 
 MODES = {"audio": "AUDIO", "text": "TEXT"}
 
-JPEG_MAGIC = b"\xff\xd8\xff"
+JPEG_MAGIC = b"\xff\xd8\xff"  # SOI, then the first segment's marker
+JPEG_EOI = b"\xff\xd9"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+PNG_IHDR = b"\x00\x00\x00\x0dIHDR"  # the first chunk: 13 bytes of IHDR
+PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the last chunk, always these 12 bytes
+JPEG_MIN_BYTES = len(JPEG_MAGIC) + 1 + len(JPEG_EOI)
+PNG_MIN_BYTES = len(PNG_MAGIC) + 25 + len(PNG_IEND)
+
+# A valid message is one flat object; a few nested arrays or objects still get a precise
+# error about the field that holds them, more are refused before the JSON is parsed.
+MAX_JSON_CONTAINERS = 16
+
+# The fields each message type may carry; any other field is refused.
+FIELDS: dict[str, frozenset[str]] = {
+    "start": frozenset({"type", "mode", "voice"}),
+    "text": frozenset({"type", "text"}),
+    "stop": frozenset({"type"}),
+}
+
+# C0 and C1 control characters and DEL, except tab and newline (allowed in typed text).
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# A JSON string literal, or an unterminated one up to the end: it matches at every quote,
+# so a scan is linear however the quotes and backslashes are arranged.
+_JSON_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)
+_SHOWN_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -118,63 +148,205 @@ class Frame:
 ClientMessage = Start | TypedText | Stop | AudioChunk | Frame
 
 
+@dataclass(frozen=True)
+class JsonNumber:
+    """A JSON number, kept as its literal: no field takes a number, and none is converted.
+
+    Converting would cost time (a 700,000-digit integer) or fail (Python's limit on
+    integer digits); a field holding a number is refused like any other wrong type.
+    """
+
+    literal: str
+
+
 def parse_binary(raw: bytes, limits: Limits) -> AudioChunk | Frame:
-    """Parse a binary frame: one kind byte, then the payload."""
-    if len(raw) > limits.max_message_bytes:
+    """Parse a binary frame: one kind byte, then the payload.
+
+    Returns a message or raises :class:`ProtocolError`; never anything else.
+    """
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "A binary message must be bytes.")
+    data = bytes(raw)
+    if len(data) > limits.max_message_bytes:
         raise ProtocolError(
             ErrorCode.TOO_LARGE,
-            f"Binary message of {len(raw)} bytes exceeds the limit of "
+            f"Binary message of {len(data)} bytes exceeds the limit of "
             f"{limits.max_message_bytes} bytes.",
         )
-    if len(raw) < 2:
+    if not data:
+        raise ProtocolError(ErrorCode.EMPTY_FRAME, "Binary message is empty.")
+    kind, payload = data[0], data[1:]
+    if kind not in _BINARY_PARSERS:
+        raise ProtocolError(ErrorCode.UNKNOWN_KIND, f"Unknown binary kind 0x{kind:02x}.")
+    if not payload:
         raise ProtocolError(ErrorCode.EMPTY_FRAME, "Binary message has no payload.")
-    kind, payload = raw[0], bytes(raw[1:])
-    if kind == Kind.AUDIO:
-        if len(payload) % 2:
-            raise ProtocolError(
-                ErrorCode.BAD_AUDIO, "Audio payload must be 16-bit PCM (an even number of bytes)."
-            )
-        return AudioChunk(pcm=payload)
-    if kind == Kind.JPEG:
-        if not payload.startswith(JPEG_MAGIC):
-            raise ProtocolError(ErrorCode.BAD_IMAGE, "Frame tagged JPEG is not a JPEG image.")
-        return Frame(data=payload, mime_type="image/jpeg")
-    if kind == Kind.PNG:
-        if not payload.startswith(PNG_MAGIC):
-            raise ProtocolError(ErrorCode.BAD_IMAGE, "Frame tagged PNG is not a PNG image.")
-        return Frame(data=payload, mime_type="image/png")
-    raise ProtocolError(ErrorCode.UNKNOWN_KIND, f"Unknown binary kind 0x{kind:02x}.")
+    return _BINARY_PARSERS[kind](payload)
+
+
+def _parse_audio(payload: bytes) -> AudioChunk:
+    """Microphone audio: 16-bit samples, so an even number of bytes."""
+    if len(payload) % 2:
+        raise ProtocolError(
+            ErrorCode.BAD_AUDIO, "Audio payload must be 16-bit PCM (an even number of bytes)."
+        )
+    return AudioChunk(pcm=payload)
+
+
+def _parse_jpeg(payload: bytes) -> Frame:
+    """A JPEG: SOI and a segment marker first, the EOI marker last (as canvas.toBlob makes)."""
+    if not (
+        len(payload) >= JPEG_MIN_BYTES
+        and payload.startswith(JPEG_MAGIC)
+        and 0xC0 <= payload[3] <= 0xFE
+        and not 0xD0 <= payload[3] <= 0xD9  # RSTn, SOI and EOI cannot come first
+    ):
+        raise ProtocolError(ErrorCode.BAD_IMAGE, f"Frame tagged JPEG is {_sniff(payload)}.")
+    if not payload.endswith(JPEG_EOI):
+        raise ProtocolError(
+            ErrorCode.BAD_IMAGE, "Frame tagged JPEG is truncated: it does not end with FF D9."
+        )
+    return Frame(data=payload, mime_type="image/jpeg")
+
+
+def _parse_png(payload: bytes) -> Frame:
+    """A PNG: the signature and the IHDR chunk first, the IEND chunk last."""
+    if not payload.startswith(PNG_MAGIC + PNG_IHDR):
+        raise ProtocolError(ErrorCode.BAD_IMAGE, f"Frame tagged PNG is {_sniff(payload)}.")
+    if len(payload) < PNG_MIN_BYTES or not payload.endswith(PNG_IEND):
+        raise ProtocolError(
+            ErrorCode.BAD_IMAGE, "Frame tagged PNG is truncated: it does not end with IEND."
+        )
+    return Frame(data=payload, mime_type="image/png")
+
+
+def _sniff(payload: bytes) -> str:
+    """What a mislabelled image payload looks like, for the error message."""
+    if payload.startswith(PNG_MAGIC):
+        return "a PNG image (use kind 0x03)"
+    if payload.startswith(JPEG_MAGIC):
+        return "not a well-formed JPEG image"
+    if payload.startswith(b"\xff\xd8"):
+        return "a JPEG image (use kind 0x02)"
+    return "not an image of that type"
+
+
+_BINARY_PARSERS = {Kind.AUDIO: _parse_audio, Kind.JPEG: _parse_jpeg, Kind.PNG: _parse_png}
 
 
 def parse_text(raw: str, limits: Limits) -> Start | TypedText | Stop:
-    """Parse a JSON text frame into a control message."""
-    if len(raw) > limits.max_message_bytes:
+    """Parse a JSON text frame into a control message.
+
+    Returns a message or raises :class:`ProtocolError`; never anything else.
+    """
+    if isinstance(raw, bytes | bytearray):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(ErrorCode.BAD_JSON, "Text message is not valid UTF-8.") from exc
+    if not isinstance(raw, str):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "A text message must be a string.")
+    size = len(raw)
+    if size > limits.max_message_bytes // 4:  # else it cannot be over in UTF-8 either
+        size = len(raw.encode("utf-8", "surrogatepass"))
+    if size > limits.max_message_bytes:
         raise ProtocolError(
             ErrorCode.TOO_LARGE,
-            f"Text message of {len(raw)} characters exceeds the limit of "
-            f"{limits.max_message_bytes}.",
+            f"Text message of {size} bytes exceeds the limit of {limits.max_message_bytes}.",
+        )
+    data = _load_json(raw)
+    if not isinstance(data, dict):
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f"Text message must be a JSON object, not {_describe(data)}."
+        )
+    if "type" not in data:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, 'Text message has no "type" field.')
+    kind = data["type"]
+    if not isinstance(kind, str):
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f'Field "type" must be a string, not {_describe(kind)}.'
+        )
+    if kind not in FIELDS:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {_show(kind)}.")
+    unknown = [name for name in data if name not in FIELDS[kind]]
+    if unknown:
+        names = ", ".join(_show(name) for name in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        plural = "s" if len(unknown) > 1 else ""
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, f'Unknown field{plural} {names}{more} in a "{kind}" message.'
+        )
+    return _TEXT_PARSERS[kind](data, limits)
+
+
+def _load_json(raw: str) -> Any:
+    """Decode JSON strictly: no NaN or Infinity, no repeated keys, numbers left unconverted."""
+    if _container_count(raw) > MAX_JSON_CONTAINERS:
+        raise ProtocolError(
+            ErrorCode.BAD_JSON,
+            f"Text message holds more than {MAX_JSON_CONTAINERS} JSON arrays or objects.",
         )
     try:
-        data = json.loads(raw)
+        return json.loads(
+            raw,
+            object_pairs_hook=_unique_keys,
+            parse_int=JsonNumber,
+            parse_float=JsonNumber,
+            parse_constant=_no_constant,
+        )
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, "Text message is not valid JSON.") from exc
-    if not isinstance(data, dict):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "Text message must be a JSON object.")
-    kind = data.get("type")
-    if not isinstance(kind, str):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, 'Text message needs a string "type" field.')
-    parser = _TEXT_PARSERS.get(kind)
-    if parser is None:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {kind[:40]!r}.")
-    return parser(data, limits)
+
+
+def _container_count(raw: str) -> int:
+    """How many ``[`` and ``{`` the JSON text holds outside its strings (an upper bound)."""
+    count = raw.count("[") + raw.count("{")
+    if count <= MAX_JSON_CONTAINERS:
+        return count  # the usual case: no need to look for strings
+    outside = _JSON_STRING.sub("", raw)
+    return outside.count("[") + outside.count("{")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's dict; a key given twice is refused (JSON.parse would keep the last)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, f"Field {_show(key)} appears more than once."
+            )
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _string_field(data: dict[str, Any], name: str, default: str | None = None) -> str:
+    """A field that must hold a string: present (unless it has a default) and valid Unicode."""
+    if name not in data:
+        if default is None:
+            raise ProtocolError(ErrorCode.INVALID_FIELD, f'Field "{name}" is missing.')
+        return default
+    value = data[name]
+    if not isinstance(value, str):
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, f'Field "{name}" must be a string, not {_describe(value)}.'
+        )
+    if _SURROGATES.search(value):
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, f'Field "{name}" is not valid Unicode (a lone surrogate).'
+        )
+    return value
 
 
 def _parse_start(data: dict[str, Any], limits: Limits) -> Start:
-    """``{"type": "start", "mode": "audio"|"text", "voice": "Puck"}``."""
-    mode = data.get("mode", "audio")
+    """``{"type": "start", "mode": "audio"|"text", "voice": "Puck"}``; both fields optional."""
+    mode = _string_field(data, "mode", "audio")
     if mode not in MODES:
         raise ProtocolError(ErrorCode.INVALID_FIELD, 'Field "mode" must be "audio" or "text".')
-    voice = data.get("voice", limits.default_voice)
+    voice = _string_field(data, "voice", limits.default_voice)
     if voice not in limits.voices:
         raise ProtocolError(
             ErrorCode.INVALID_FIELD, f'Field "voice" must be one of: {", ".join(limits.voices)}.'
@@ -183,10 +355,13 @@ def _parse_start(data: dict[str, Any], limits: Limits) -> Start:
 
 
 def _parse_text_message(data: dict[str, Any], limits: Limits) -> TypedText:
-    """``{"type": "text", "text": "..."}``."""
-    text = data.get("text")
-    if not isinstance(text, str):
-        raise ProtocolError(ErrorCode.INVALID_FIELD, 'Field "text" must be a string.')
+    """``{"type": "text", "text": "..."}``: stripped, 1 to max_text_chars characters."""
+    text = _string_field(data, "text")
+    if _CONTROL_CHARS.search(text):
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD,
+            'Field "text" contains control characters (only newline and tab are allowed).',
+        )
     text = text.strip()
     if not text:
         raise ProtocolError(ErrorCode.INVALID_FIELD, 'Field "text" is empty.')
@@ -194,8 +369,6 @@ def _parse_text_message(data: dict[str, Any], limits: Limits) -> TypedText:
         raise ProtocolError(
             ErrorCode.TOO_LARGE, f"Text is longer than {limits.max_text_chars} characters."
         )
-    if _CONTROL_CHARS.search(text):
-        raise ProtocolError(ErrorCode.INVALID_FIELD, 'Field "text" contains control characters.')
     return TypedText(text=text)
 
 
@@ -205,6 +378,30 @@ def _parse_stop(data: dict[str, Any], limits: Limits) -> Stop:
 
 
 _TEXT_PARSERS = {"start": _parse_start, "text": _parse_text_message, "stop": _parse_stop}
+
+
+def _show(value: str) -> str:
+    """A client's string in an error message: quoted and escaped as JSON, and cut short."""
+    shown = json.dumps(value[:_SHOWN_CHARS])  # ASCII only: no control or lone surrogate left
+    return f"{shown}..." if len(value) > _SHOWN_CHARS else shown
+
+
+def _describe(value: Any) -> str:
+    """The JSON type of a decoded value, for error messages."""
+    match value:
+        case dict():
+            return "an object"
+        case list():
+            return "an array"
+        case str():
+            return "a string"
+        case bool():
+            return "a boolean"
+        case JsonNumber():
+            return "a number"
+        case None:
+            return "null"
+    return "an unknown value"
 
 
 def encode(type_: str, **fields: Any) -> str:

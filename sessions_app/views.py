@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from sessions_app.models import LiveSession
@@ -47,10 +47,24 @@ def session_list(request: HttpRequest) -> HttpResponse:
     return render(request, "sessions_app/session_list.html", {"page": page})
 
 
+def visible_session(request: HttpRequest, session_id: str) -> LiveSession:
+    """A session the user may read: their own, or any for staff who may view sessions.
+
+    To everyone else it does not exist (404), so ids cannot be probed.
+    """
+    session = get_object_or_404(LiveSession.objects.select_related("user"), pk=session_id)
+    user = request.user
+    if session.user_id != user.pk and not (
+        user.is_staff and user.has_perm("sessions_app.view_livesession")
+    ):
+        raise Http404("No such session.")
+    return session
+
+
 @login_required
 def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
-    """One transcript; sessions of other users do not exist for this user."""
-    session = get_object_or_404(LiveSession, pk=session_id, user=request.user)
+    """One transcript, for its owner and for staff allowed to view sessions."""
+    session = visible_session(request, session_id)
     return render(
         request,
         "sessions_app/session_detail.html",

@@ -3,7 +3,6 @@
 import asyncio
 import json
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -13,11 +12,46 @@ from django.conf import settings as django_settings
 
 from sessions_app.live.emulator import Behaviour, StandIn
 from sessions_app.protocol import Kind
+from tests.leaks import SCANNER, TEST_API_KEY, ScanningHandler
 
 CI = os.environ.get("CI") == "true"
 
-# Recognisable, so a test can prove the key never reaches a page, a message or a log.
-TEST_API_KEY = f"test-key-{uuid.uuid4().hex}"
+
+@pytest.fixture(scope="session", autouse=True)
+def _scan_for_the_api_key() -> Iterator[None]:
+    """Scan every log record and test-client response of the run for the API key."""
+    import logging
+
+    from django.test.client import AsyncClient, Client
+
+    # Importing the ASGI entry point runs django.setup() again, which reconfigures logging
+    # and would drop the handlers installed here (and pytest's log capture) mid-run.
+    import assistant_site.asgi  # noqa: F401
+
+    handler = ScanningHandler(SCANNER)
+    logging.getLogger().addHandler(handler)
+    original_sync, original_async = Client.request, AsyncClient.request
+
+    def scanned(response: Any) -> Any:
+        """Scan a response's headers and (non-streamed) body."""
+        SCANNER.scan("http", str(response.headers))
+        if not getattr(response, "streaming", False):
+            SCANNER.scan("http", response.content)
+        return response
+
+    def sync_request(self: Client, **request: Any) -> Any:
+        return scanned(original_sync(self, **request))
+
+    async def async_request(self: AsyncClient, **request: Any) -> Any:
+        return scanned(await original_async(self, **request))
+
+    Client.request = sync_request  # type: ignore[method-assign]
+    AsyncClient.request = async_request  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Client.request, AsyncClient.request = original_sync, original_async  # type: ignore[method-assign]
+        logging.getLogger().removeHandler(handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -127,6 +161,7 @@ class Browser:
             raw = await self.ws.receive_output(timeout)
             if raw["type"] == "websocket.close":
                 return {"type": "__closed__", "code": raw.get("code")}
+            SCANNER.scan("ws", raw.get("text") or raw.get("bytes") or b"")
             if raw.get("bytes") is not None:
                 assert raw["bytes"][0] == Kind.AUDIO
                 self.audio.append(raw["bytes"][1:])

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from django.db import connection
 
+from tests.leaks import SCANNER
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -87,7 +89,7 @@ class DaphneWorker:
         return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
-        """Terminate the process if it still runs."""
+        """Terminate the process if it still runs; its log is scanned for the API key."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -95,10 +97,14 @@ class DaphneWorker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.log_path.exists():
+            self.log()
 
     def log(self) -> str:
-        """What the process printed."""
-        return self.log_path.read_text(errors="replace")
+        """What the process printed (scanned for the API key)."""
+        text = self.log_path.read_text(errors="replace")
+        SCANNER.scan("server-log", text)
+        return text
 
 
 def worker_env(base: Mapping[str, str] | None = None, **overrides: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from sessions_app.live.emulator import Behaviour, ThreadedStandIn
 from tests.conftest import TEST_API_KEY, require
+from tests.leaks import SCANNER
 from tests.processes import ROOT, database_url, free_port, wait_for_http
 
 CHROMIUM = "/usr/bin/chromium"
@@ -67,6 +69,7 @@ def daphne_server(
         process.terminate()
         process.wait(timeout=10)
         log.close()
+        SCANNER.scan("server-log", (tmp_path / "daphne.log").read_bytes())
 
 
 TONE_HZ = 440.0
@@ -165,8 +168,32 @@ def page(chromium: Any) -> Iterator[Any]:
     """A fresh browser context and page, 1280x720."""
     context = chromium.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
+
+    def watch(socket: Any) -> None:
+        """Scan every WebSocket frame the page receives for the API key."""
+        socket.on("framereceived", lambda payload: SCANNER.scan("ws", payload))
+
+    page.on("websocket", watch)
     yield page
+    SCANNER.scan("http", page.content())
     context.close()
+
+
+def wait_for_js(page: Any, expression: str, timeout: float = 30000) -> Any:
+    """Poll a JavaScript expression until it is truthy; return its value.
+
+    Playwright's ``page.wait_for_function`` evaluates its predicate with ``eval`` in the
+    page, which the site's Content-Security-Policy (script-src 'self', no 'unsafe-eval')
+    refuses; ``page.evaluate`` goes through the DevTools protocol and is not affected.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{expression!r} still false after {timeout} ms")
+        time.sleep(0.05)
 
 
 def log_in(page: Any, base_url: str, username: str, password: str) -> None:

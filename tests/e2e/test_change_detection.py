@@ -5,7 +5,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from sessions_app.live.emulator import ThreadedStandIn
-from tests.e2e.conftest import ARTIFACTS, log_in
+from tests.e2e.conftest import ARTIFACTS, log_in, wait_for_js
 
 # Chromium's fake capture UI always picks the (animated) fake display, so this browser
 # runs without it and shares the current tab, which holds still.
@@ -45,7 +45,8 @@ def test_static_screen_sends_few_frames_and_a_change_at_once(
     after = f"(window.sharePage.screen?.ticks ?? []).filter(t => t.at > {painted})"
     still = f"{after}.slice(1)"
     try:
-        page.wait_for_function(
+        wait_for_js(
+            page,
             f"{still}.length >= {WINDOW_S} || window.sharePage.screen === null",
             timeout=(WINDOW_S + 15) * 1000,
         )
@@ -69,8 +70,8 @@ def test_static_screen_sends_few_frames_and_a_change_at_once(
         document.body.append(cover);
         return performance.now();
     }""")
-    page.wait_for_function(
-        f"window.sharePage.screen.ticks.some(t => t.at > {changed_at})", timeout=10000
+    wait_for_js(
+        page, f"window.sharePage.screen.ticks.some(t => t.at > {changed_at})", timeout=10000
     )
     next_tick = page.evaluate(f"window.sharePage.screen.ticks.find(t => t.at > {changed_at})")
     assert next_tick["sent"]

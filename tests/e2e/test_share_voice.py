@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from sessions_app.live.emulator import ThreadedStandIn
 from sessions_app.models import LiveSession
-from tests.e2e.conftest import ARTIFACTS, TONE_HZ, log_in
+from tests.e2e.conftest import ARTIFACTS, TONE_HZ, log_in, wait_for_js
 
 FAKE_SCREEN = (1280, 720)
 FRAME_CAP = 1024
@@ -41,7 +41,7 @@ def test_voice_session_end_to_end(
     expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live", timeout=15000)
 
     # Speak: the fake microphone plays the tone; then mute, which ends the utterance.
-    page.wait_for_function("window.sharePage.stats.audioSamplesSent >= 16000 * 3", timeout=20000)
+    wait_for_js(page, "window.sharePage.stats.audioSamplesSent >= 16000 * 3", timeout=20000)
     page.get_by_test_id("mic-toggle").click()
     sent = page.evaluate(
         "({samples: window.sharePage.stats.audioSamplesSent,"
@@ -87,9 +87,9 @@ def test_voice_session_end_to_end(
     e2e_standin.behaviour.chunk_interval_s = 0.02
     page.get_by_test_id("text-input").fill("Tell me everything")
     page.get_by_test_id("send-text").click()
-    page.wait_for_function("window.sharePage.player.queuedSamples > 24000", timeout=15000)
+    wait_for_js(page, "window.sharePage.player.queuedSamples > 24000", timeout=15000)
     e2e_standin.interrupt()
-    page.wait_for_function("window.sharePage.player.flushes === 1", timeout=5000)
+    wait_for_js(page, "window.sharePage.player.flushes === 1", timeout=5000)
     flushed = page.evaluate(
         "({queued: window.sharePage.player.queuedSamples,"
         " after: window.sharePage.player.playedAfterFlush})"

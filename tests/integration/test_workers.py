@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from sessions_app.live.emulator import Behaviour, ThreadedStandIn
 from sessions_app.models import LiveSession, TranscriptEntry
 from tests.conftest import TEST_API_KEY, login_cookie, require
+from tests.leaks import SCANNER
 from tests.processes import DaphneWorker, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,6 +91,7 @@ async def expect(ws: ClientConnection, type_: str, timeout: float = 10.0, **fiel
     async with asyncio.timeout(timeout):
         while True:
             raw = await ws.recv()
+            SCANNER.scan("ws", raw)
             if isinstance(raw, bytes):
                 continue
             message = json.loads(raw)

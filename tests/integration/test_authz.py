@@ -1,0 +1,162 @@
+"""Who may see what: every URL and the WebSocket against every role, and origin checks."""
+
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from sessions_app.models import LiveSession
+from sessions_app.protocol import CloseCode
+from tests.conftest import login_cookie
+
+ROLES = (
+    "anonymous", "owner", "other_user", "inactive_user", "staff_without_permission",
+    "staff_with_permission", "superuser",
+)  # fmt: skip
+
+# URL name -> expected status per role; LOGIN means a redirect to a login page.
+LOGIN = 302
+PAGES: dict[str, dict[str, int]] = {
+    "share": {
+        "anonymous": LOGIN, "owner": 200, "other_user": 200, "inactive_user": LOGIN,
+        "staff_without_permission": 200, "staff_with_permission": 200, "superuser": 200,
+    },
+    "history": {
+        "anonymous": LOGIN, "owner": 200, "other_user": 200, "inactive_user": LOGIN,
+        "staff_without_permission": 200, "staff_with_permission": 200, "superuser": 200,
+    },
+    "transcript": {
+        "anonymous": LOGIN, "owner": 200, "other_user": 404, "inactive_user": LOGIN,
+        "staff_without_permission": 404, "staff_with_permission": 200, "superuser": 200,
+    },
+    "admin_list": {
+        "anonymous": LOGIN, "owner": LOGIN, "other_user": LOGIN, "inactive_user": LOGIN,
+        "staff_without_permission": 403, "staff_with_permission": 200, "superuser": 200,
+    },
+    "admin_change": {
+        "anonymous": LOGIN, "owner": LOGIN, "other_user": LOGIN, "inactive_user": LOGIN,
+        "staff_without_permission": 403, "staff_with_permission": 200, "superuser": 200,
+    },
+}  # fmt: skip
+# The share socket: any active, logged-in user may open their own sessions on it.
+SOCKET = {
+    "anonymous": CloseCode.UNAUTHENTICATED, "owner": "hello", "other_user": "hello",
+    "inactive_user": CloseCode.UNAUTHENTICATED, "staff_without_permission": "hello",
+    "staff_with_permission": "hello", "superuser": "hello",
+}  # fmt: skip
+
+
+def make_role(role: str, django_user_model: Any, owner: Any) -> Any:
+    """The user acting in ``role`` (None for anonymous)."""
+    create = django_user_model.objects.create_user
+    match role:
+        case "anonymous":
+            return None
+        case "owner":
+            return owner
+        case "other_user":
+            return create("mallory", password="pw-12345678")
+        case "inactive_user":
+            return create("gone", password="pw-12345678", is_active=False)
+        case "staff_without_permission":
+            return create("helpdesk", password="pw-12345678", is_staff=True)
+        case "staff_with_permission":
+            staff = create("reviewer", password="pw-12345678", is_staff=True)
+            staff.user_permissions.add(Permission.objects.get(codename="view_livesession"))
+            return staff
+        case "superuser":
+            return django_user_model.objects.create_superuser("root", password="pw-12345678")
+    raise AssertionError(role)
+
+
+def url_of(name: str, session: LiveSession) -> str:
+    """The path of a page of the matrix."""
+    return {
+        "share": "/",
+        "history": "/sessions/",
+        "transcript": f"/sessions/{session.pk}/",
+        "admin_list": "/admin/sessions_app/livesession/",
+        "admin_change": f"/admin/sessions_app/livesession/{session.pk}/change/",
+    }[name]
+
+
+@pytest.fixture
+def owned_session(user: Any) -> LiveSession:
+    """A session of the owner with one secret line."""
+    session = LiveSession.objects.create(user=user, model="m", response_modality="AUDIO")
+    session.entries.create(sequence=1, role="user", source="typed", text="owner secret 42")
+    return session
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+def test_pages_by_role(role: str, django_user_model: Any, user: Any, owned_session: Any) -> None:
+    actor = make_role(role, django_user_model, user)
+    client = Client()
+    if actor is not None:
+        client.force_login(actor)
+    for page, expected in PAGES.items():
+        response = client.get(url_of(page, owned_session))
+        assert response.status_code == expected[role], (role, page, response.status_code)
+        if expected[role] == LOGIN:
+            assert "/login/" in response["Location"]
+        body = response.content.decode()
+        if page == "admin_list" and expected[role] == 200:
+            assert ("End live session now" in body) == (role == "superuser")
+        can_read = page in {"transcript", "admin_change"} and expected[role] == 200
+        assert ("owner secret 42" in body) == can_read, (role, page)
+    history = client.get("/sessions/").content.decode()
+    assert (str(owned_session.pk) in history) == (role == "owner")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("role", ROLES)
+async def test_socket_by_role(role: str, django_user_model: Any, user: Any) -> None:
+    from assistant_site.asgi import application
+
+    actor = await database_sync_to_async(make_role)(role, django_user_model, user)
+    headers = [(b"origin", b"http://testserver")]
+    if actor is not None:
+        cookie = await database_sync_to_async(login_cookie)(actor)
+        headers.append((b"cookie", cookie.encode()))
+    ws = WebsocketCommunicator(application, "/ws/share/", headers=headers)
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    output = await ws.receive_output(5)
+    if SOCKET[role] == "hello":
+        assert '"type":"hello"' in output["text"]
+    else:
+        assert (output["type"], output["code"]) == ("websocket.close", SOCKET[role])
+    await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        (None, False),
+        (b"http://evil.example", False),
+        (b"http://testserver.evil.example", False),
+        (b"null", False),
+        (b"http://testserver", True),
+        (b"http://localhost:8000", True),
+    ],
+)
+async def test_cross_origin_handshakes_are_refused(
+    origin: bytes | None, accepted: bool, user: Any
+) -> None:
+    from assistant_site.asgi import application
+
+    cookie = await database_sync_to_async(login_cookie)(user)
+    headers = [(b"cookie", cookie.encode())]
+    if origin is not None:
+        headers.append((b"origin", origin))
+    ws = WebsocketCommunicator(application, "/ws/share/", headers=headers)
+    connected, _ = await ws.connect(timeout=5)
+    assert connected is accepted
+    if accepted:
+        assert '"type":"hello"' in (await ws.receive_output(5))["text"]
+    await ws.disconnect()
