@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install browsers migrate clean
+.PHONY: run test deploy-test lint install browsers nginx migrate clean
 
 install: $(STAMP)
 
@@ -28,9 +28,17 @@ run: $(STAMP)
 ## test: the whole suite (unit, integration, end-to-end in headless Chromium)
 test: export DJANGO_DEBUG ?= 0
 test: export DJANGO_ALLOWED_HOSTS ?= testserver,localhost,127.0.0.1
-test: $(STAMP) browsers
+test: $(STAMP) browsers nginx
 	@export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')}"; \
 	$(PY) -m ruff check . && $(PY) -m pytest $(PYTEST_ARGS)
+
+## deploy-test: only the deployment checks (tests/deploy): nginx from deploy/nginx.conf in
+## front of two Daphne workers, and docker-compose.yml against the Compose Specification
+deploy-test: export DJANGO_DEBUG ?= 0
+deploy-test: export DJANGO_ALLOWED_HOSTS ?= testserver,localhost,127.0.0.1
+deploy-test: $(STAMP) nginx
+	@export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')}"; \
+	$(PY) -m pytest tests/deploy $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -39,6 +47,10 @@ lint: $(STAMP)
 ## browsers: Debian's Chromium for the end-to-end tests (Playwright drives it)
 browsers:
 	@bash deploy/ensure-chromium.sh
+
+## nginx: Debian's nginx for the deployment smoke test (tests/deploy runs it, never as a service)
+nginx:
+	@bash deploy/ensure-nginx.sh
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

@@ -1,0 +1,370 @@
+"""The production topology on this machine: Debian's nginx with deploy/nginx.conf in front
+of Daphne workers, plus a small HTTP client and WebSocket helpers that go through it.
+
+deploy/nginx.conf is the file docker-compose.yml mounts into the official nginx image.
+Here it is copied with only the lines marked ``# deploy-test: <what>`` rewritten (worker
+addresses, listen address, static root, access log) and included from a small main
+configuration like the image's own, with every path in a temporary directory.
+"""
+
+import asyncio
+import importlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.conftest import require
+from tests.leaks import SCANNER
+from tests.processes import ROOT, DaphneWorker, free_port, wait_for_http
+
+NGINX = Path("/usr/sbin/nginx")
+SITE_CONF = ROOT / "deploy" / "nginx.conf"
+MIME_TYPES = Path("/etc/nginx/mime.types")
+
+MARKER = re.compile(r"#\s*deploy-test:\s*(?P<what>[\w-]+)\s*$")
+# How often each marked line must occur in deploy/nginx.conf ("worker": at least once).
+SINGLE_MARKERS = ("listen", "static", "access-log")
+
+
+def need_module(name: str) -> ModuleType:
+    """Import a test dependency; skip locally when it is missing, fail in CI."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        require(False, f"the Python package providing {name!r} is not installed")
+        raise  # require() skipped or failed; never reached
+
+
+def venv_path() -> str:
+    """PATH with this interpreter's directory first, so that scripts' ``python`` is ours."""
+    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def render_site_config(
+    text: str, *, workers: Sequence[str], listen: str, static_root: Path, access_log: Path
+) -> str:
+    """deploy/nginx.conf with its marked lines pointed at this machine.
+
+    Every ``worker`` line keeps its parameters (max_fails ...); the first one is repeated
+    for each address in ``workers`` and the others are dropped. ``listen``, ``static`` and
+    ``access-log`` lines get the given address and paths. A marker that is missing or
+    repeated is an error: the test must not silently run another configuration.
+    """
+    seen: dict[str, int] = {}
+    out: list[str] = []
+    for line in text.splitlines():
+        match = MARKER.search(line)
+        if match is None:
+            out.append(line)
+            continue
+        what = match["what"]
+        seen[what] = seen.get(what, 0) + 1
+        indent = line[: len(line) - len(line.lstrip())]
+        if what == "worker":
+            if seen[what] == 1:
+                params = re.fullmatch(r"\s*server\s+\S+(?P<rest>[^;]*);.*", line)
+                if params is None:
+                    raise ValueError(f"not an upstream server line: {line!r}")
+                out += [f"{indent}server {address}{params['rest']};" for address in workers]
+        elif what == "listen":
+            out.append(f"{indent}listen {listen};")
+        elif what == "static":
+            out.append(f"{indent}alias {static_root}/;")
+        elif what == "access-log":
+            fmt = re.search(r"access_log\s+\S+\s+(?P<format>[\w-]+)\s*;", line)
+            if fmt is None:
+                raise ValueError(f"access_log line without a log format: {line!r}")
+            out.append(f"{indent}access_log {access_log} {fmt['format']};")
+        else:
+            raise ValueError(f"unknown marker {what!r} in {SITE_CONF}")
+    counts = {what: seen.get(what, 0) for what in ("worker", *SINGLE_MARKERS)}
+    if counts["worker"] < 1 or any(counts[what] != 1 for what in SINGLE_MARKERS):
+        raise ValueError(f"{SITE_CONF} must mark its lines for the test once each: {counts}")
+    return "\n".join(out) + "\n"
+
+
+def main_config(workdir: Path, site: Path) -> str:
+    """A main nginx.conf like the official image's, with every path under ``workdir``.
+
+    One worker process, so that round robin alternates predictably between the workers.
+    """
+    user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read the tmp files
+    return (
+        f"{user}worker_processes 1;\n"
+        f"pid {workdir}/nginx.pid;\n"
+        f"error_log {workdir}/error.log info;\n"
+        "events { worker_connections 256; }\n"
+        "http {\n"
+        f"    include {MIME_TYPES};\n"
+        "    default_type application/octet-stream;\n"
+        "    sendfile on;\n"
+        "    keepalive_timeout 65;\n"
+        f"    client_body_temp_path {workdir}/client_body;\n"
+        f"    proxy_temp_path {workdir}/proxy;\n"
+        f"    fastcgi_temp_path {workdir}/fastcgi;\n"
+        f"    uwsgi_temp_path {workdir}/uwsgi;\n"
+        f"    scgi_temp_path {workdir}/scgi;\n"
+        f"    include {site};\n"
+        "}\n"
+    )
+
+
+@dataclass
+class Nginx:
+    """Debian's nginx in the foreground with deploy/nginx.conf, in front of ``workers``."""
+
+    workdir: Path
+    workers: Sequence[DaphneWorker]
+    static_root: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The site's base URL through nginx."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """The share WebSocket through nginx."""
+        return f"ws://127.0.0.1:{self.port}/ws/share/"
+
+    @property
+    def access_log(self) -> Path:
+        """nginx's access log (format "assistant": it names the upstream of each request)."""
+        return self.workdir / "access.log"
+
+    def write_config(self) -> Path:
+        """Write the site and main configuration; the main file's path."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        site = self.workdir / "site.conf"
+        site.write_text(
+            render_site_config(
+                SITE_CONF.read_text(),
+                workers=[f"127.0.0.1:{worker.port}" for worker in self.workers],
+                listen=f"127.0.0.1:{self.port}",
+                static_root=self.static_root,
+                access_log=self.access_log,
+            )
+        )
+        main = self.workdir / "nginx.conf"
+        main.write_text(main_config(self.workdir, site))
+        return main
+
+    def command(self, main: Path, *extra: str) -> list[str]:
+        """The nginx command line for ``main``."""
+        return [str(NGINX), "-p", str(self.workdir), "-c", str(main), "-e", "stderr", *extra]
+
+    def start(self) -> "Nginx":
+        """Check the configuration with ``nginx -t``, start nginx, wait until it answers."""
+        main = self.write_config()
+        checked = subprocess.run(self.command(main, "-t"), capture_output=True, check=False)
+        if checked.returncode != 0:
+            raise RuntimeError(f"nginx -t failed:\n{checked.stderr.decode()}")
+        with (self.workdir / "nginx.out").open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command(main, "-g", "daemon off;"), stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_for_http(f"{self.url}/nginx-health", self.process, timeout=15)
+        return self
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGTERM; open WebSockets are cut), then scan the logs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.logs()
+
+    def logs(self) -> str:
+        """Error log, output and access log (scanned for the API key)."""
+        parts = []
+        for name in ("nginx.out", "error.log", "access.log"):
+            path = self.workdir / name
+            if path.exists():
+                text = path.read_text(errors="replace")
+                SCANNER.scan("server-log", text)
+                parts.append(f"--- nginx {name} ---\n{text}")
+        return "\n".join(parts)
+
+    def access_lines(self) -> list[str]:
+        """The access log's lines so far."""
+        if not self.access_log.exists():
+            return []
+        return self.access_log.read_text(errors="replace").splitlines()
+
+    def upstream_of(self, request_line: str, after: int, timeout: float = 5.0) -> str:
+        """The worker address that served the first ``request_line`` logged after line
+        ``after`` (the last address when nginx had to try several)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.access_lines()[after:]:
+                if f'"{request_line} HTTP/1.1"' in line:
+                    upstream = re.search(r"upstream=(\S+(?:, \S+)*)", line)
+                    assert upstream is not None, line
+                    return upstream.group(1).split(", ")[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{request_line!r} not in nginx's access log")
+            time.sleep(0.05)
+
+
+@dataclass
+class Response:
+    """One HTTP response, redirects not followed."""
+
+    status: int
+    headers: Message
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.body.decode()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Return redirects instead of following them (the client keeps cookies by hand)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        """Never follow."""
+        return None
+
+
+@dataclass
+class WebClient:
+    """A browser's HTTP side: a cookie jar for one site, CSRF-protected form posts."""
+
+    base_url: str
+    cookies: dict[str, str] = field(default_factory=dict)
+    # Sent with every request, e.g. forged proxy headers nginx must not pass on as they are.
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cookie_header(self) -> str:
+        """The Cookie header this browser sends."""
+        return "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+
+    def request(
+        self, path: str, data: dict[str, str] | None = None, base_url: str | None = None
+    ) -> Response:
+        """GET ``path``, or POST ``data`` as a form; keep the cookies the response sets."""
+        url = (base_url or self.base_url) + path
+        headers = {**self.extra_headers, "Cookie": self.cookie_header}
+        body = None
+        if data is not None:
+            body = urllib.parse.urlencode(data).encode()
+            headers.update({"Origin": self.base_url, "Referer": url})
+        request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - local
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(request, timeout=15) as raw:
+                response = Response(raw.status, raw.headers, raw.read())
+        except urllib.error.HTTPError as raw:
+            response = Response(raw.code, raw.headers, raw.read())
+        SCANNER.scan("http", str(response.headers))
+        SCANNER.scan("http", response.body)
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            self.cookies[name.strip()] = rest.split(";", 1)[0]
+        return response
+
+    def get(self, path: str) -> Response:
+        """GET ``path``."""
+        return self.request(path)
+
+    def form_token(self, html: str) -> str:
+        """The csrfmiddlewaretoken of the first form in ``html``."""
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+        assert token is not None, html[:2000]
+        return token.group(1)
+
+    def login(self, username: str, password: str) -> Response:
+        """Log in through the real log-in form, as a person would."""
+        page = self.get("/accounts/login/")
+        assert page.status == 200, page.status
+        response = self.request(
+            "/accounts/login/",
+            {
+                "csrfmiddlewaretoken": self.form_token(page.text),
+                "username": username,
+                "password": password,
+                "next": "",
+            },
+        )
+        assert response.status == 302, response.text[:2000]
+        assert "sessionid" in self.cookies
+        return response
+
+
+async def open_share_socket(nginx: Nginx, client: WebClient) -> ClientConnection:
+    """The share WebSocket through nginx, with the browser's cookies and Origin."""
+    ws = await connect(
+        nginx.ws_url,
+        origin=nginx.url,  # type: ignore[arg-type]
+        additional_headers={"Cookie": client.cookie_header},
+    )
+    hello = await expect(ws, "hello")
+    assert hello["voices"]
+    return ws
+
+
+async def expect(ws: ClientConnection, type_: str, timeout: float = 10.0, **fields: Any) -> dict:
+    """Read JSON messages (skipping audio) until one of ``type_`` with ``fields`` arrives."""
+    async with asyncio.timeout(timeout):
+        while True:
+            raw = await ws.recv()
+            SCANNER.scan("ws", raw)
+            if isinstance(raw, bytes):
+                continue
+            message = json.loads(raw)
+            if message["type"] == type_ and all(message.get(k) == v for k, v in fields.items()):
+                return dict(message)
+
+
+async def start_live(ws: ClientConnection) -> str:
+    """Start a spoken-reply session; its id."""
+    await ws.send(json.dumps({"type": "start", "mode": "audio"}))
+    return str((await expect(ws, "status", state="live"))["session_id"])
+
+
+async def say(ws: ClientConnection, text: str) -> None:
+    """Send a typed message and wait for the model's whole reply."""
+    await ws.send(json.dumps({"type": "text", "text": text}))
+    await expect(ws, "turn_complete")
+
+
+def ws_connects(worker: DaphneWorker) -> int:
+    """How many share WebSockets ``worker`` has accepted so far (Daphne's access log)."""
+    return worker.log().count('"WSCONNECT /ws/share/"')
+
+
+def holder_of_new_socket(
+    workers: Sequence[DaphneWorker], before: Sequence[int], timeout: float = 5.0
+) -> DaphneWorker:
+    """The one worker that accepted a WebSocket since the counts ``before`` were taken."""
+    deadline = time.monotonic() + timeout
+    while True:
+        grew = [w for w, n in zip(workers, before, strict=True) if ws_connects(w) > n]
+        if len(grew) == 1:
+            return grew[0]
+        if len(grew) > 1 or time.monotonic() > deadline:
+            raise AssertionError(f"expected one worker to accept the socket, got {grew}")
+        time.sleep(0.05)

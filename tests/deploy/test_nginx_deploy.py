@@ -1,0 +1,251 @@
+"""The production topology, natively: deploy/nginx.conf in Debian's nginx in front of two
+Daphne workers on the real Redis and the test database, driven like a browser.
+
+Everything goes through nginx: the log-in form, the share page and its static files, the
+share WebSocket against the Gemini Live stand-in, the admin. Which worker served what is
+read from the logs (nginx's access log names the upstream; Daphne logs each WebSocket).
+"""
+
+import asyncio
+import json
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from axes.models import AccessLog
+from channels.db import database_sync_to_async
+from django.utils.html import escape
+
+from sessions_app.models import LiveSession, TranscriptEntry
+from tests.deploy.stack import (
+    Nginx,
+    WebClient,
+    expect,
+    holder_of_new_socket,
+    open_share_socket,
+    say,
+    start_live,
+    venv_path,
+    ws_connects,
+)
+from tests.processes import ROOT, DaphneWorker, free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHANGELIST = "/admin/sessions_app/livesession/"
+ALICE = ("alice", "alice-pass-123")  # tests/conftest.py's user fixture
+ADMIN = ("admin", "password")  # pytest-django's admin_user fixture
+
+
+@database_sync_to_async
+def stored(session_id: str) -> tuple[LiveSession, list[tuple[str, str, str]]]:
+    """The session row and its lines as (role, source, text)."""
+    session = LiveSession.objects.get(pk=session_id)
+    lines = list(
+        TranscriptEntry.objects.filter(session=session)
+        .order_by("sequence")
+        .values_list("role", "source", "text")
+    )
+    return session, lines
+
+
+def address(worker: DaphneWorker) -> str:
+    """How nginx names ``worker`` in its access log."""
+    return f"127.0.0.1:{worker.port}"
+
+
+async def test_a_browser_session_through_nginx(
+    nginx: Nginx, workers: list[DaphneWorker], static_root: Path, user: Any, admin_user: Any
+) -> None:
+    # This browser forges the proxy headers. nginx overwrites X-Forwarded-Proto (were
+    # "https" believed, the log-in form's CSRF check would fail on the http Origin) and
+    # appends the address it saw to X-Forwarded-For, which Django takes as the client's.
+    forged = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    alice = WebClient(nginx.url, extra_headers=forged)
+    await asyncio.to_thread(alice.login, *ALICE)
+    logins = await database_sync_to_async(
+        lambda: list(
+            AccessLog.objects.filter(username="alice").values_list("ip_address", flat=True)
+        )
+    )()
+    assert logins == ["127.0.0.1"]
+
+    # The share page, and its stylesheet from nginx's disk with the cache headers.
+    page = await asyncio.to_thread(alice.get, "/")
+    assert page.status == 200
+    # The page knows its own address (Host with the port) and scheme through the proxy.
+    assert (
+        f"connect-src 'self' ws://127.0.0.1:{nginx.port}" in page.headers["Content-Security-Policy"]
+    )
+    assert 'href="/static/css/site.css"' in page.text
+    assert '<script type="module" src="/static/js/share.js">' in page.text
+    css = await asyncio.to_thread(alice.get, "/static/css/site.css")
+    assert css.status == 200
+    assert css.body == (static_root / "css" / "site.css").read_bytes()
+    assert css.headers["Content-Type"] == "text/css"
+    assert "max-age=3600" in ", ".join(css.headers.get_all("Cache-Control") or [])
+    assert "public" in ", ".join(css.headers.get_all("Cache-Control") or [])
+    assert css.headers["Expires"]
+    assert css.headers["X-Content-Type-Options"] == "nosniff"
+    # The workers do not serve static files at all: the file above came from nginx.
+    direct = await asyncio.to_thread(alice.request, "/static/css/site.css", None, workers[0].url)
+    assert direct.status == 404
+
+    # Round robin without stickiness: the logged-in browser's pages come from both workers.
+    before = len(nginx.access_lines())
+    for _ in range(4):
+        history = await asyncio.to_thread(alice.get, "/sessions/")
+        assert history.status == 200  # still logged in, whichever worker answers
+    served = {line.rsplit("upstream=", 1)[1].split()[0] for line in nginx.access_lines()[before:]}
+    assert served == {address(worker) for worker in workers}
+
+    # /healthz through nginx: each worker's database and channel layer.
+    health = await asyncio.to_thread(alice.get, "/healthz")
+    assert health.status == 200
+    assert json.loads(health.body) == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+
+    # A short live session over the WebSocket through nginx, against the stand-in.
+    ws = await open_share_socket(nginx, alice)
+    session_id = await start_live(ws)
+    await say(ws, "hello through nginx")
+    await ws.send(json.dumps({"type": "stop"}))
+    ended = await expect(ws, "status", state="ended")
+    assert ended["reason"] == "client_stop"
+    await ws.close()
+    session, lines = await stored(session_id)
+    assert (session.status, session.end_reason) == ("ended", "client_stop")
+    assert lines[0] == ("user", "typed", "hello through nginx")
+    assert lines[1][:2] == ("model", "speech")
+    assert lines[1][2]
+
+    # The transcript in the admin, through nginx, as a superuser who logged in by the form.
+    admin = WebClient(nginx.url)
+    await asyncio.to_thread(admin.login, *ADMIN)
+    change = await asyncio.to_thread(admin.get, f"{CHANGELIST}{session_id}/change/")
+    assert change.status == 200
+    assert escape("hello through nginx") in change.text
+    assert escape(lines[1][2]) in change.text
+    assert "Stopped by the user" in change.text
+
+
+async def test_the_admin_action_through_nginx_ends_a_session_held_by_the_other_worker(
+    nginx: Nginx, workers: list[DaphneWorker], user: Any, admin_user: Any
+) -> None:
+    alice, admin = WebClient(nginx.url), WebClient(nginx.url)
+    await asyncio.to_thread(alice.login, *ALICE)
+    await asyncio.to_thread(admin.login, *ADMIN)
+    # Any admin page's form token will do (the action bar shows only once sessions exist).
+    listing = await asyncio.to_thread(admin.get, CHANGELIST)
+    assert listing.status == 200
+    token = admin.form_token(listing.text)
+
+    # nginx picks the worker of each request in turn; which one holds the socket and which
+    # one serves the admin's POST is read from the logs. Rounds where both are the same
+    # worker are valid too, but the point is the other case, which must occur.
+    rounds: list[tuple[str, str]] = []
+    for attempt in range(6):
+        before = [ws_connects(worker) for worker in workers]
+        ws = await open_share_socket(nginx, alice)
+        holder = await asyncio.to_thread(holder_of_new_socket, workers, before)
+        session_id = await start_live(ws)
+        await say(ws, f"round {attempt}")
+
+        logged = len(nginx.access_lines())
+        posted = await asyncio.to_thread(
+            admin.request,
+            CHANGELIST,
+            {"action": "end_now", "_selected_action": session_id, "index": "0",
+             "csrfmiddlewaretoken": token},
+        )  # fmt: skip
+        assert posted.status == 302, posted.text[:2000]
+        served_by = await asyncio.to_thread(nginx.upstream_of, f"POST {CHANGELIST}", logged)
+
+        ended = await expect(ws, "status", state="ended")
+        assert ended["reason"] == "admin_ended"
+        assert ended["message"] == "An administrator ended this session."
+        await ws.close()
+        session, lines = await stored(session_id)
+        assert (session.status, session.end_reason) == ("ended", "admin_ended")
+        assert lines[0] == ("user", "typed", f"round {attempt}")
+        rounds.append((address(holder), served_by))
+        if served_by != address(holder):
+            break
+        # Same worker: one more request shifts the round robin for the next round.
+        assert (await asyncio.to_thread(admin.get, "/healthz")).status == 200
+    assert any(holder != served for holder, served in rounds), rounds
+    listing = await asyncio.to_thread(admin.get, CHANGELIST)
+    assert "End live session now" in listing.text
+    assert "Asked 1 live session(s) to end." in listing.text
+
+
+async def test_stopping_one_worker_keeps_the_site_up_and_stores_its_session(
+    nginx: Nginx, workers: list[DaphneWorker], user: Any
+) -> None:
+    alice = WebClient(nginx.url)
+    await asyncio.to_thread(alice.login, *ALICE)
+    before = [ws_connects(worker) for worker in workers]
+    ws = await open_share_socket(nginx, alice)
+    holder = await asyncio.to_thread(holder_of_new_socket, workers, before)
+    survivor = next(worker for worker in workers if worker is not holder)
+    session_id = await start_live(ws)
+    await say(ws, "before the restart")
+
+    # SIGTERM, as `docker compose stop web1` sends it: the live session is ended and stored.
+    assert await asyncio.to_thread(holder.signal, signal.SIGTERM) == 0
+    logged = len(nginx.access_lines())
+    session, lines = await stored(session_id)
+    assert (session.status, session.end_reason) == ("ended", "server_shutdown")
+    assert lines[0] == ("user", "typed", "before the restart")
+    assert lines[1][:2] == ("model", "speech")
+    await ws.close()
+
+    # nginx moves on to the other worker: pages and new sessions keep working.
+    for _ in range(3):
+        page = await asyncio.to_thread(alice.get, "/sessions/")
+        assert page.status == 200
+    for attempt in range(3):
+        before = [ws_connects(worker) for worker in workers]
+        ws = await open_share_socket(nginx, alice)
+        assert await asyncio.to_thread(holder_of_new_socket, workers, before) is survivor
+        new_id = await start_live(ws)
+        await say(ws, f"after the restart {attempt}")
+        await ws.send(json.dumps({"type": "stop"}))
+        await expect(ws, "status", state="ended", reason="client_stop")
+        await ws.close()
+        new_session, new_lines = await stored(new_id)
+        assert new_session.end_reason == "client_stop"
+        assert new_lines[0] == ("user", "typed", f"after the restart {attempt}")
+    after_stop = nginx.access_lines()[logged:]
+    # The stopped worker was tried once, refused the connection, and nginx went on to the
+    # survivor within the same request (proxy_next_upstream); no request failed.
+    assert any(f"upstream={address(holder)}, {address(survivor)} " in line for line in after_stop)
+    statuses = [line.split('" ', 1)[1].split()[0] for line in after_stop]
+    assert set(statuses) <= {"200", "101"}, statuses
+
+
+def run_healthcheck(port: int, allowed_hosts: str) -> subprocess.CompletedProcess[str]:
+    """deploy/healthcheck.sh (the web containers' health check) against ``port``."""
+    return subprocess.run(
+        ["deploy/healthcheck.sh", str(port)],
+        cwd=ROOT,
+        env={"PATH": venv_path(), "DJANGO_ALLOWED_HOSTS": allowed_hosts},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_the_container_health_check_script(workers: list[DaphneWorker]) -> None:
+    healthy = run_healthcheck(workers[0].port, "localhost,127.0.0.1")
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert json.loads(healthy.stdout)["status"] == "ok"
+    # A Host the worker refuses (Django answers 400), and a worker that is not there.
+    refused = run_healthcheck(workers[0].port, "not-this-site.example")
+    assert refused.returncode != 0
+    assert "HTTP 400" in refused.stdout
+    gone = run_healthcheck(free_port(), "localhost")
+    assert gone.returncode != 0
+    assert "unreachable" in gone.stdout
