@@ -56,6 +56,9 @@ class LiveSession(models.Model):
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     response_tokens = models.PositiveBigIntegerField(default=0)
     total_tokens = models.PositiveBigIntegerField(default=0)
+    # Tokens per modality as the model reports them, e.g. {"AUDIO": 1200, "TEXT": 40}.
+    prompt_tokens_by_modality = models.JSONField(default=dict, blank=True)
+    response_tokens_by_modality = models.JSONField(default=dict, blank=True)
     resumptions = models.PositiveIntegerField(
         default=0, help_text="How often the model connection was handed over or resumed."
     )
@@ -110,3 +113,19 @@ class TranscriptEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.role}: {self.text[:60]}"
+
+
+class Note(models.Model):
+    """A note the model saved for the user during a session (the save_note tool)."""
+
+    session = models.ForeignKey(LiveSession, on_delete=models.CASCADE, related_name="notes")
+    call_id = models.CharField(max_length=128, blank=True)
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["session", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.title
