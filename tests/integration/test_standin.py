@@ -463,6 +463,79 @@ async def test_pushed_messages_arrive_and_tool_responses_are_recorded(standin: S
     ]
 
 
+def reply_text(turn: list[types.LiveServerMessage]) -> str:
+    """The text parts of a TEXT turn, joined."""
+    return "".join(part.text or "" for part in model_parts(turn))
+
+
+def function_response(call_id: str, name: str, **response: Any) -> list[types.FunctionResponse]:
+    """One function response, as the SDK sends it."""
+    return [types.FunctionResponse(id=call_id, name=name, response=response)]
+
+
+@pytest.mark.asyncio
+async def test_scripted_tool_calls_are_answered_cancelled_and_waited_for(
+    standin: StandIn,
+) -> None:
+    async with connect(standin, "TEXT") as session:
+        first = await standin.call_tool("lookup", {"query_text": "x"})
+        message = await next_message(session)
+        call = {"id": first, "name": "lookup", "args": {"query_text": "x"}}
+        assert message.tool_call.function_calls[0].model_dump(exclude_none=True) == call
+        await session.send_tool_response(function_responses=function_response(first, "lookup", n=4))
+        assert await standin.wait_for_tool_response(first) == {
+            "id": first, "name": "lookup", "response": {"n": 4},
+        }  # fmt: skip
+        # A response to one of its own calls gets a reply turn quoting it.
+        assert reply_text(await collect_turn(session)) == 'Function lookup returned {"n": 4}.'
+
+        assert await standin.call_tool("lookup", {}, call_id="mine") == "mine"
+        await next_message(session)
+        await standin.cancel_tool_calls(["mine"])
+        message = await next_message(session)
+        assert message.tool_call_cancellation.ids == ["mine"]
+        # A late response is recorded, but gets no reply: the next turn is the text's.
+        await session.send_tool_response(function_responses=function_response("mine", "lookup"))
+        await session.send_realtime_input(text="next")
+        assert reply_text(await collect_turn(session)).startswith('You said: "next".')
+        with pytest.raises(TimeoutError, match="tool_calls=2 tool_responses=2"):
+            await standin.wait_for_tool_response("never-called", timeout=0.1)
+
+    record = standin.connections[0]
+    assert [c["id"] for c in record.tool_calls] == [first, "mine"]
+    assert record.tool_cancellations == ["mine"]
+    assert [r["id"] for r in record.tool_responses] == [first, "mine"]
+    assert standin.tool_responses("mine") == [(0, {"id": "mine", "name": "lookup", "response": {}})]
+    assert standin.pending_tool_calls == {}
+
+
+@pytest.mark.asyncio
+async def test_the_note_trigger_makes_the_model_call_save_note(standin: StandIn) -> None:
+    async with connect(standin, "AUDIO") as session:
+        await session.send_realtime_input(text="Please NOTE: Standup | Move it to 10:30")
+        message = await next_message(session)
+        [call] = message.tool_call.function_calls
+        assert (call.name, call.args) == (
+            "save_note",
+            {"title": "Standup", "body": "Move it to 10:30"},
+        )
+        await session.send_tool_response(
+            function_responses=function_response(call.id, "save_note", result="saved")
+        )
+        turn = await collect_turn(session)
+        assert output_text(turn) == 'Function save_note returned {"result": "saved"}.'
+
+        long_text = "remember " * 12
+        await session.send_realtime_input(text=f"note:{long_text}")
+        message = await next_message(session)
+        [call] = message.tool_call.function_calls
+        assert call.args == {"title": long_text.strip()[:60].strip(), "body": long_text.strip()}
+
+        standin.behaviour.note_trigger = None
+        await session.send_realtime_input(text="note: not a call now")
+        assert 'You said: "note: not a call now"' in output_text(await collect_turn(session))
+
+
 @pytest.mark.asyncio
 async def test_disconnect_and_wait_for_timeout_message(standin: StandIn) -> None:
     async with connect(standin) as session:

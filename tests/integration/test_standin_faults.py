@@ -401,3 +401,27 @@ def test_threaded_standin_scripts_faults_from_sync_code(tmp_path: Path) -> None:
     assert (count, cut, dropped) == (1, 1006, 1006)
     assert [(c.aborted, c.close_code) for c in records] == [(True, 1006), (True, 1006)]
     assert records[0].go_away_at is not None
+
+
+def test_threaded_standin_calls_tools_from_sync_code(tmp_path: Path) -> None:
+    with ThreadedStandIn(behaviour=Behaviour(), tls_dir=tmp_path) as threaded:
+
+        async def talk() -> tuple[str, types.LiveServerMessage, types.LiveServerMessage]:
+            async with connect(threaded) as session:
+                call_id = await asyncio.to_thread(threaded.call_tool, "lookup", {"q": 1})
+                call = await next_message(session)
+                response = types.FunctionResponse(id=call_id, name="lookup", response={"a": 2})
+                await session.send_tool_response(function_responses=[response])
+                await asyncio.to_thread(threaded.wait_for_tool_response, call_id)
+                await collect_turn(session)  # the model's reply to the response
+                await asyncio.to_thread(threaded.cancel_tool_calls, ["other"])
+                cancellation = await next_message(session)
+                return call_id, call, cancellation
+
+        call_id, call, cancellation = asyncio.run(talk())
+        records = threaded.connections
+
+    assert call.tool_call.function_calls[0].args == {"q": 1}
+    assert cancellation.tool_call_cancellation.ids == ["other"]
+    assert records[0].tool_responses == [{"id": call_id, "name": "lookup", "response": {"a": 2}}]
+    assert records[0].tool_cancellations == ["other"]

@@ -32,6 +32,11 @@ class Behaviour:
     ``go_away_after_s`` (None: never) sends goAway that long after setupComplete,
     announcing ``go_away_time_left_s``, and closes with 1000 when that time is up.
     ``resumption_updates=False`` sends no session resumption handles at all.
+
+    Tools: a user text containing ``note_trigger`` (None: off) makes the model call
+    ``save_note`` instead of replying: ``"note: Title | body"`` (without ``|``, the text
+    is both, the title cut to 60 characters). Every response to a call the model
+    made (this way or with ``StandIn.call_tool``) gets a short reply turn that quotes it.
     """
 
     speech_gap_s: float = 0.4
@@ -50,6 +55,7 @@ class Behaviour:
     refuse_connections: bool = False
     go_away_after_s: float | None = None
     go_away_time_left_s: float = 1.0
+    note_trigger: str | None = "note:"
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,9 @@ class ModelContext:
 class Connection:
     """Everything one client connection sent and received, in order.
 
+    ``tool_calls`` are the function calls the model made on it (``{id, name, args}``),
+    ``tool_cancellations`` the call ids it withdrew, ``tool_responses`` what came back.
+
     Times (``opened_at``, ``setup_complete_at``, ``go_away_at``, ``closed_at``) are the
     stand-in's ``loop.time()``. ``resumption_handle_sent`` is the handle the setup asked
     for (valid or not), ``resumed_from`` the handle whose context the connection restored.
@@ -81,6 +90,8 @@ class Connection:
     audio: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
     frames: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
     texts: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_cancellations: list[str] = field(default_factory=list)
     tool_responses: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list, repr=False)
     opened_at: float | None = None
@@ -105,6 +116,7 @@ class Connection:
         return replace(
             self, headers=dict(self.headers), messages=list(self.messages),
             audio=list(self.audio), frames=list(self.frames), texts=list(self.texts),
+            tool_calls=list(self.tool_calls), tool_cancellations=list(self.tool_cancellations),
             tool_responses=list(self.tool_responses), replies=list(self.replies),
         )  # fmt: skip
 
@@ -118,6 +130,7 @@ class Connection:
             f"#{self.index} {state} setup={self.setup is not None}{resumed}"
             f" messages={len(self.messages)} audio={len(self.audio)} frames={len(self.frames)}"
             f" texts={self.texts!r} replies={len(self.replies)}"
+            f" tool_calls={len(self.tool_calls)} tool_responses={len(self.tool_responses)}"
         )
 
 

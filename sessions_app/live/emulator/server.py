@@ -6,7 +6,8 @@ turns (see :class:`LiveConnectionHandler`). It does not import Django: it also r
 
 This module listens, checks handshakes, keeps the records and the session resumption
 handles, and lets a test script faults (goAway, dropped connections; refusals and
-delays are :class:`Behaviour` settings). The protocol itself lives
+delays are :class:`Behaviour` settings), and call functions and check the responses
+(``call_tool``, ``wait_for_tool_response``). The protocol itself lives
 in :mod:`sessions_app.live.emulator.session`, the records in
 :mod:`sessions_app.live.emulator.records`.
 """
@@ -103,6 +104,8 @@ class StandIn:
         self.keep_closed_records = keep_closed_records
         self.listeners: list[Callable[[], None]] = []
         self.resumption_handles: dict[str, ModelContext] = {}
+        self.pending_tool_calls: dict[str, str] = {}
+        self._call_ids = 0
         self._port = port
         self._cert_hosts = tuple(cert_hosts)
         self._tls_dir = Path(tls_dir) if tls_dir is not None else None
@@ -229,6 +232,55 @@ class StandIn:
     def abort_mid_turn(self, *, connection: int = -1, after_messages: int = 1) -> None:
         """Drop a connection once its current or next reply turn has sent ``after_messages``."""
         self._session(connection).abort_mid_turn(after_messages)
+
+    async def call_tool(
+        self,
+        name: str,
+        args: dict[str, Any],
+        *,
+        call_id: str | None = None,
+        connection: int = -1,
+    ) -> str:
+        """Make the model call a function now: send ``toolCall``; return the call's id.
+
+        The response (on whichever connection it comes) is recorded and answered with a
+        short reply turn quoting it.
+        """
+        call_id = call_id or self.new_call_id()
+        args = json.loads(json.dumps(args))
+        await self._session(connection).call_tool(name, args, call_id)
+        return call_id
+
+    async def cancel_tool_calls(self, ids: Sequence[str], *, connection: int = -1) -> None:
+        """Send ``toolCallCancellation`` for ``ids``; a late response gets no reply turn."""
+        await self._session(connection).cancel_tool_calls(list(ids))
+
+    def tool_responses(self, call_id: str) -> list[tuple[int, dict[str, Any]]]:
+        """Every function response to ``call_id`` as (connection index, response)."""
+        return [
+            (record.index, response)
+            for record in self.connections
+            for response in record.tool_responses
+            if isinstance(response, dict) and response.get("id") == call_id
+        ]
+
+    async def wait_for_tool_response(self, call_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The first function response to ``call_id``, on any connection, once it came."""
+        await self.wait_for(lambda: self.tool_responses(call_id), timeout)
+        return self.tool_responses(call_id)[0][1]
+
+    def new_call_id(self) -> str:
+        """A function call id not used before on this server."""
+        self._call_ids += 1
+        return f"call-{self._call_ids}"
+
+    def remember_tool_call(self, call_id: str, name: str) -> None:
+        """A call the model made and awaits a response to (on any connection)."""
+        self.pending_tool_calls[call_id] = name
+
+    def take_tool_call(self, call_id: str) -> str | None:
+        """Forget a pending call and return its function name; None if it is not pending."""
+        return self.pending_tool_calls.pop(call_id, None)
 
     def remember_handle(self, handle: str, context: ModelContext) -> None:
         """Keep ``context`` for a later setup resuming with ``handle``."""

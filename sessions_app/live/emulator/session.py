@@ -6,6 +6,10 @@ an audio reply to each utterance (found by a simple energy voice-activity detect
 a text reply to each user text. It reaches the server that accepted the connection only
 through the narrow :class:`HandlerHost` protocol, which ``StandIn`` implements.
 
+Tool calls: the model calls a function when a test says so (``StandIn.call_tool``) or
+when a user text holds ``Behaviour.note_trigger`` (``save_note``), and answers each
+response to its own calls with a short reply turn.
+
 Faults are scriptable: refused setups (1008 for a bad resumption handle, 1011 when
 connections are refused), ``goAway`` followed by a close, and a dropped TCP connection
 (no close frame, so the client sees 1006), immediately or part-way through a reply.
@@ -41,6 +45,7 @@ GO_AWAY_CLOSE_REASON = "Connection lifetime reached."
 OUTPUT_RATE = 24000
 OUTPUT_MIME = f"audio/pcm;rate={OUTPUT_RATE}"
 WORDS_PER_TEXT_PART = 3
+NOTE_TITLE_CHARS = 60  # a note's title when the user text gives none
 PITCH_ANALYSIS_S = 2.0  # bounds the pure-Python pitch estimate's cost per utterance
 _WORD_BOUNDARY = re.compile(r"(?<=\s)(?=\S)")
 
@@ -61,6 +66,15 @@ class HandlerHost(Protocol):
 
     def lookup_handle(self, handle: str) -> ModelContext | None:
         """The context ``handle`` resumes, or None for an unknown handle."""
+
+    def new_call_id(self) -> str:
+        """A function call id not used before on this server."""
+
+    def remember_tool_call(self, call_id: str, name: str) -> None:
+        """A call the model made and awaits a response to (on any connection)."""
+
+    def take_tool_call(self, call_id: str) -> str | None:
+        """Forget a pending call and return its function name; None if it is not pending."""
 
 
 class Refusal(Exception):
@@ -85,6 +99,7 @@ class _Turn:
     reply: str
     input_modality: str
     prelude: list[dict[str, Any]] = field(default_factory=list)
+    tool_call: dict[str, Any] | None = None  # the turn only calls this function
     cancelled: bool = False
     sent: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -187,6 +202,18 @@ class LiveConnectionHandler:
         self.ws.transport.abort()
         self._standin.notify()
 
+    async def call_tool(self, name: str, args: dict[str, Any], call_id: str) -> None:
+        """Call a function now, outside the turn queue; a response gets a reply turn."""
+        await self.send(self._tool_call_message(name, args, call_id))
+
+    async def cancel_tool_calls(self, ids: list[str]) -> None:
+        """Withdraw calls: send ``toolCallCancellation``; late responses get no reply."""
+        for call_id in ids:
+            self._standin.take_tool_call(call_id)
+        self.record.tool_cancellations.extend(ids)
+        await self.send({"toolCallCancellation": {"ids": list(ids)}})
+        logger.info("Connection #%s: tool calls %s cancelled", self.record.index, ids)
+
     def abort_mid_turn(self, after_messages: int) -> None:
         """Abort as soon as a reply turn has sent ``after_messages`` of its messages.
 
@@ -241,6 +268,7 @@ class LiveConnectionHandler:
             raise InvalidInput("The first message must be a valid setup message.")
         self.record.setup = setup
         handle = self.record.resumption_handle_sent = _resumption_handle(setup)
+        self._standin.notify()
         delay = self._standin.behaviour.setup_delay_s
         if delay > 0:
             await asyncio.sleep(delay)
@@ -350,9 +378,22 @@ class LiveConnectionHandler:
         self._texts.append(text)
 
     def _on_tool_response(self, body: dict[str, Any]) -> None:
-        """Record each function response (the stand-in never calls tools itself)."""
+        """Record each function response; one to a pending call of ours gets a reply turn."""
         for response in _as_list(body.get("functionResponses") or [], "functionResponses"):
             self.record.tool_responses.append(response)
+            call_id = response.get("id") if isinstance(response, dict) else None
+            name = self._standin.take_tool_call(call_id) if isinstance(call_id, str) else None
+            if name is not None:
+                answer = json.dumps(response.get("response"), sort_keys=True)
+                self._turns.put_nowait(_Turn(f"Function {name} returned {answer}.", "TEXT"))
+
+    def _tool_call_message(self, name: str, args: dict[str, Any], call_id: str) -> dict[str, Any]:
+        """A toolCall message for one function call, recorded and awaiting its response."""
+        call = {"id": call_id, "name": name, "args": args}
+        self.record.tool_calls.append(call)
+        self._standin.remember_tool_call(call_id, name)
+        logger.info("Connection #%s: calling %s (%s)", self.record.index, name, call_id)
+        return {"toolCall": {"functionCalls": [call]}}
 
     def _on_context_update(self, body: dict[str, Any]) -> None:
         """Accepted and recorded only: the synthetic model has no context to update."""
@@ -427,7 +468,12 @@ class LiveConnectionHandler:
         self._standin.notify()
 
     def _reply_to_text(self, text: str) -> None:
-        """Queue the reply to a user text."""
+        """Queue the reply to a user text: a save_note call if it asks for one."""
+        note = _note_args(text, self._standin.behaviour.note_trigger)
+        if note is not None:
+            call = {"name": "save_note", "args": note}
+            self._turns.put_nowait(_Turn("", "TEXT", tool_call=call))
+            return
         self._turns.put_nowait(_Turn(f'You said: "{text}". {self._summary()}', "TEXT"))
 
     def _summary(self) -> str:
@@ -491,6 +537,17 @@ class LiveConnectionHandler:
         if not await self._emit(turn, turn.prelude):
             return
         await self._pause(turn, behaviour.reply_delay_s)
+        if turn.tool_call is not None:  # the reply goes on once the response is in
+            call_id = self._standin.new_call_id()
+            message = self._tool_call_message(
+                turn.tool_call["name"], turn.tool_call["args"], call_id
+            )
+            sent_before = turn.sent
+            await self._emit(turn, [message])
+            if turn.sent == sent_before:  # interrupted first: the call was never made
+                self._standin.take_tool_call(call_id)
+                self.record.tool_calls.remove(message["toolCall"]["functionCalls"][0])
+            return
         for step in self._script(turn, behaviour):
             if not await self._emit(turn, step):
                 return
@@ -605,6 +662,21 @@ def _resumption_handle(setup: dict[str, Any]) -> str | None:
     if handle is not None and not isinstance(handle, str):
         raise InvalidInput("setup.sessionResumption.handle must be a string.")
     return handle
+
+
+def _note_args(text: str, trigger: str | None) -> dict[str, str] | None:
+    """The save_note arguments a user text asks for, or None if it holds no ``trigger``."""
+    if not trigger:
+        return None
+    found = re.search(re.escape(trigger), text, re.IGNORECASE)
+    if found is None:
+        return None
+    rest = text[found.end() :].strip()
+    if "|" in rest:
+        title, body = (part.strip() for part in rest.split("|", 1))
+    else:
+        title, body = rest[:NOTE_TITLE_CHARS].strip(), rest
+    return {"title": title, "body": body}
 
 
 def _content(**fields: Any) -> dict[str, Any]:

@@ -136,6 +136,29 @@ class ThreadedStandIn:
         """Drop a connection once its current or next reply turn has sent ``after_messages``."""
         self._call(self._arm_abort(connection, after_messages))
 
+    def call_tool(
+        self,
+        name: str,
+        args: dict[str, Any],
+        *,
+        call_id: str | None = None,
+        connection: int = -1,
+    ) -> str:
+        """Make the model call a function now; return the call's id."""
+        return self._call(
+            self.standin.call_tool(name, args, call_id=call_id, connection=connection)
+        )
+
+    def cancel_tool_calls(self, ids: Sequence[str], *, connection: int = -1) -> None:
+        """Send ``toolCallCancellation`` for ``ids``."""
+        self._call(self.standin.cancel_tool_calls(ids, connection=connection))
+
+    def wait_for_tool_response(self, call_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Block until a function response to ``call_id`` came, on any connection; return it."""
+        return self._call(
+            self.standin.wait_for_tool_response(call_id, timeout), timeout + CALL_TIMEOUT_S
+        )
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Block until ``predicate()`` (run in this thread) is true; TimeoutError if not."""
         deadline = time.monotonic() + timeout
