@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,6 +12,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
+from google.genai import types
 
 from sessions_app import protocol, services
 from sessions_app.events_log import log_event
@@ -25,6 +27,7 @@ from sessions_app.live.client import (
 from sessions_app.live.relay import LiveRelay, UpstreamUnavailable, cancel_and_wait
 from sessions_app.models import LiveSession, TranscriptEntry
 from sessions_app.recorder import SessionRecorder
+from sessions_app.tools import ToolRunner
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,12 @@ class Conversation:
         self.limits = limits
         self.recorder = SessionRecorder(session.id)
         self.relay: LiveRelay | None = None
+        self.tools = ToolRunner(
+            session_id=session.id,
+            user_id=session.user_id,
+            respond=self._tool_response,
+            show=browser.send_text,
+        )
         self._ended = False
         loop = asyncio.get_running_loop()
         self._started_at = self._active_at = loop.time()
@@ -211,6 +220,7 @@ class Conversation:
         watchdog = self._watchdog
         if watchdog is not None and watchdog is not asyncio.current_task():
             await cancel_and_wait(watchdog)
+        await self.tools.close()
         if self.relay is not None:
             await self.relay.close()
         await self.recorder.finish(status=status, end_reason=reason)
@@ -250,6 +260,11 @@ class Conversation:
                 await self._turn_ended("interrupted")
             case events.Usage():
                 await self._usage(event)
+            case events.ToolCall(calls=calls):
+                for call in calls:
+                    self.tools.start(call)
+            case events.ToolCallCancellation(ids=ids):
+                self._cancel_tool_calls(ids)
             case events.UpstreamClosed(error=error):
                 await self._upstream_closed(error)
             case events.Reconnecting(error=error):
@@ -276,17 +291,35 @@ class Conversation:
     async def _usage(self, usage: events.Usage) -> None:
         """Add up token usage and show the session totals."""
         counters = self.recorder.counters
-        counters.prompt_tokens += usage.prompt_tokens
-        counters.response_tokens += usage.response_tokens
-        counters.total_tokens += usage.total_tokens
+        counters.add_usage(
+            prompt=usage.prompt_tokens,
+            response=usage.response_tokens,
+            total=usage.total_tokens,
+            prompt_by_modality=usage.prompt_by_modality,
+            response_by_modality=usage.response_by_modality,
+        )
         await self.browser.send_text(
             protocol.encode(
                 "usage",
                 prompt_tokens=counters.prompt_tokens,
                 response_tokens=counters.response_tokens,
                 total_tokens=counters.total_tokens,
+                prompt_tokens_by_modality=counters.prompt_tokens_by_modality,
+                response_tokens_by_modality=counters.response_tokens_by_modality,
             )
         )
+
+    async def _tool_response(self, response: types.FunctionResponse) -> None:
+        """Send a tool call's response upstream, through the relay's queue."""
+        await self._relay().send_tool_response([response])
+
+    def _cancel_tool_calls(self, ids: Sequence[str]) -> None:
+        """The model withdrew tool calls: stop those still running, answer none of them."""
+        cancelled = self.tools.cancel(ids)
+        log_event(
+            "tool_calls_cancelled", session_id=self.session_id, user_id=self.user_id,
+            asked=len(ids), running=len(cancelled),
+        )  # fmt: skip
 
     async def _reconnecting(self, error: str | None) -> None:
         """The model connection was lost: end the turn it cut off and say we resume."""

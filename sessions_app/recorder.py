@@ -8,7 +8,6 @@ the next batch and at the end, so no line is dropped while the database is brief
 import asyncio
 import logging
 import uuid
-from dataclasses import replace
 
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
@@ -63,7 +62,7 @@ class SessionRecorder:
             session_id=self.session_id,
             status=status,
             end_reason=end_reason,
-            counters=replace(self.counters),
+            counters=self.counters.snapshot(),
         )
 
     def _queue(self, lines: list[Line]) -> None:
@@ -86,7 +85,7 @@ class SessionRecorder:
         lines, self._unsaved = self._unsaved, []
         try:
             await database_sync_to_async(services.transcript_lines_save)(
-                session_id=self.session_id, lines=lines, counters=replace(self.counters)
+                session_id=self.session_id, lines=lines, counters=self.counters.snapshot()
             )
         except DatabaseError:
             logger.exception(

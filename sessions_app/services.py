@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from sessions_app.models import LiveSession, TranscriptEntry
+from sessions_app.models import LiveSession, Note, TranscriptEntry
 from sessions_app.transcripts import Line
 
 
@@ -27,6 +27,37 @@ class SessionCounters:
     response_tokens: int = 0
     total_tokens: int = 0
     resumptions: int = 0
+    # Tokens per modality as the model reports them, e.g. {"AUDIO": 1200, "TEXT": 40}.
+    prompt_tokens_by_modality: dict[str, int] = field(default_factory=dict)
+    response_tokens_by_modality: dict[str, int] = field(default_factory=dict)
+
+    def snapshot(self) -> "SessionCounters":
+        """A copy that later changes (the dicts included) do not reach: store this one."""
+        return replace(
+            self,
+            prompt_tokens_by_modality=dict(self.prompt_tokens_by_modality),
+            response_tokens_by_modality=dict(self.response_tokens_by_modality),
+        )
+
+    def add_usage(
+        self,
+        *,
+        prompt: int,
+        response: int,
+        total: int,
+        prompt_by_modality: dict[str, int],
+        response_by_modality: dict[str, int],
+    ) -> None:
+        """Add the tokens of one response."""
+        self.prompt_tokens += prompt
+        self.response_tokens += response
+        self.total_tokens += total
+        for totals, counts in (
+            (self.prompt_tokens_by_modality, prompt_by_modality),
+            (self.response_tokens_by_modality, response_by_modality),
+        ):
+            for modality, count in counts.items():
+                totals[modality] = totals.get(modality, 0) + count
 
 
 class SessionRefused(Exception):
@@ -153,3 +184,9 @@ def live_session_finish(
         **asdict(counters),
     )
     return bool(updated)
+
+
+def note_create(*, session_id: uuid.UUID, call_id: str, title: str, body: str) -> Note:
+    """Store a note the model saved during a session (the save_note tool)."""
+    return Note.objects.create(session_id=session_id, call_id=call_id, title=title, body=body)
+

@@ -14,6 +14,8 @@ from google import genai
 from google.genai import types
 
 from sessions_app.live.relay import Resilience
+from sessions_app.tools import ToolRegistry
+from sessions_app.tools import registry as default_tools
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,11 @@ def build_client(endpoint: Endpoint) -> genai.Client:
     return genai.Client(api_key=endpoint.api_key, http_options=http_options)
 
 
-def build_connect_config(*, modality: str, voice: str) -> types.LiveConnectConfig:
-    """The LiveConnectConfig for one session."""
+def build_connect_config(
+    *, modality: str, voice: str, tools: ToolRegistry | None = None
+) -> types.LiveConnectConfig:
+    """The LiveConnectConfig for one session; ``tools`` (default: every registered tool)."""
+    declarations = (tools or default_tools).declarations()
     config = types.LiveConnectConfig(
         response_modalities=[types.Modality(modality)],
         system_instruction=types.Content(
@@ -77,6 +82,8 @@ def build_connect_config(*, modality: str, voice: str) -> types.LiveConnectConfi
         input_audio_transcription=types.AudioTranscriptionConfig(),
         session_resumption=types.SessionResumptionConfig(),
     )
+    if declarations:
+        config.tools = [types.Tool(function_declarations=declarations)]
     if settings.GEMINI_CONTEXT_COMPRESSION:
         config.context_window_compression = types.ContextWindowCompressionConfig(
             trigger_tokens=settings.GEMINI_COMPRESSION_TRIGGER_TOKENS,

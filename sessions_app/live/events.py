@@ -6,6 +6,7 @@ order a consumer must apply them: content and transcriptions before the turn end
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.genai import types
 
@@ -57,6 +58,39 @@ class Usage:
     total_tokens: int
     details: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def prompt_by_modality(self) -> dict[str, int]:
+        """Prompt tokens per modality, e.g. ``{"AUDIO": 90, "TEXT": 10}``."""
+        return _by_modality(self.details, "prompt")
+
+    @property
+    def response_by_modality(self) -> dict[str, int]:
+        """Response tokens per modality."""
+        return _by_modality(self.details, "response")
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """One function the model asks the client to run; answer it with the same ``id``."""
+
+    id: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model calls one or more functions and waits for their responses."""
+
+    calls: tuple[FunctionCall, ...]
+
+
+@dataclass(frozen=True)
+class ToolCallCancellation:
+    """Earlier tool calls (by id) must not be answered: the user interrupted the model."""
+
+    ids: tuple[str, ...]
+
 
 @dataclass(frozen=True)
 class GoAway:
@@ -106,6 +140,8 @@ LiveEvent = (
     | Interrupted
     | TurnComplete
     | Usage
+    | ToolCall
+    | ToolCallCancellation
     | GoAway
     | ResumptionUpdate
     | UpstreamClosed
@@ -120,6 +156,14 @@ def events_from_message(message: types.LiveServerMessage) -> list[LiveEvent]:
     content = message.server_content
     if content is not None:
         events.extend(_content_events(content))
+    if message.tool_call is not None:
+        calls = tuple(_function_call(call) for call in message.tool_call.function_calls or ())
+        if calls:
+            events.append(ToolCall(calls=calls))
+    if message.tool_call_cancellation is not None:
+        ids = tuple(message.tool_call_cancellation.ids or ())
+        if ids:
+            events.append(ToolCallCancellation(ids=ids))
     if message.usage_metadata is not None:
         events.append(_usage_event(message.usage_metadata))
     if message.session_resumption_update is not None:
@@ -169,3 +213,14 @@ def _usage_event(usage: types.UsageMetadata) -> Usage:
         total_tokens=usage.total_token_count or 0,
         details=details,
     )
+
+
+def _function_call(call: types.FunctionCall) -> FunctionCall:
+    """The relay's view of one SDK function call; missing fields become empty."""
+    return FunctionCall(id=call.id or "", name=call.name or "", args=dict(call.args or {}))
+
+
+def _by_modality(details: dict[str, int], prefix: str) -> dict[str, int]:
+    """The counts of ``details`` whose key starts with ``prefix_``, keyed by modality."""
+    start = f"{prefix}_"
+    return {key[len(start) :]: count for key, count in details.items() if key.startswith(start)}

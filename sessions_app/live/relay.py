@@ -1,8 +1,9 @@
 """One Gemini Live conversation that outlives its upstream connections.
 
-Browser input is queued and sent by one task, so a slow upstream never blocks the
-browser socket. Each upstream connection (a :class:`_Link`) has its own receive loop;
-what it receives becomes ``events`` handed to ``on_event`` in order.
+Browser input and the responses to the model's tool calls are queued and sent by one
+task, so a slow upstream never blocks the browser socket. Each upstream connection (a
+:class:`_Link`) has its own receive loop; what it receives becomes ``events`` handed to
+``on_event`` in order.
 
 Gemini closes every connection after about ten minutes and announces it with ``goAway``.
 Session resumption is on from the first connect and the newest handle is kept. On
@@ -35,6 +36,7 @@ from sessions_app.live.events import (
     Resumed,
     ResumptionUpdate,
     TextOut,
+    ToolCall,
     TurnComplete,
     UpstreamClosed,
     events_from_message,
@@ -68,7 +70,11 @@ class Resilience:
 
 @dataclass(frozen=True)
 class _Outbound:
-    """One realtime input waiting to be sent upstream."""
+    """One input waiting to be sent upstream: realtime input, or a tool response.
+
+    ``kind`` is ``audio``, ``video``, ``text`` or ``tool_response`` (``payload`` then
+    holds the ``types.FunctionResponse`` list).
+    """
 
     kind: str
     payload: Any = field(repr=False)
@@ -89,8 +95,12 @@ class _Link:
         self.receiver: asyncio.Task[None] | None = None
 
     def mark_turn(self, event: LiveEvent) -> None:
-        """Track whether the model is in the middle of a reply on this connection."""
-        if isinstance(event, AudioOut | OutputTranscript | TextOut):
+        """Track whether the model is in the middle of a reply on this connection.
+
+        A tool call is part of the reply: the model waits for the response and goes on,
+        so a hand-over waits for the turn's end and the response reaches the old link.
+        """
+        if isinstance(event, AudioOut | OutputTranscript | TextOut | ToolCall):
             self.in_turn = True
             self.idle.clear()
         elif isinstance(event, TurnComplete | Interrupted):
@@ -101,6 +111,8 @@ class _Link:
         """Send one realtime input on this connection."""
         if item.kind == "text":
             await self.session.send_realtime_input(text=item.payload)
+        elif item.kind == "tool_response":
+            await self.session.send_tool_response(function_responses=item.payload)
         elif item.kind == "audio":
             await self.session.send_realtime_input(
                 audio=types.Blob(data=item.payload, mime_type=item.mime_type)
@@ -170,6 +182,16 @@ class LiveRelay:
     async def send_text(self, text: str) -> None:
         """Queue a typed message."""
         await self._outbound.put(_Outbound("text", text))
+
+    async def send_tool_response(self, responses: Sequence[types.FunctionResponse]) -> None:
+        """Queue function responses to the model's tool calls.
+
+        They wait through a connection switch like browser input and are sent once, on
+        the connection active then; they are never replayed, since a resumed context
+        cannot hold a call made after its handle (Gemini sends no resumable handle while
+        a call is pending).
+        """
+        await self._outbound.put(_Outbound("tool_response", list(responses)))
 
     async def close(self) -> None:
         """Send what the browser already sent, then stop every task and connection."""
@@ -378,7 +400,8 @@ class LiveRelay:
                 except SEND_ERRORS as exc:
                     self._link_lost(link, _describe(exc))
                     continue
-                self._replay.append(item)
+                if item.kind != "tool_response":
+                    self._replay.append(item)
                 return
 
 

@@ -1,7 +1,8 @@
-// The share page: screen, microphone, playback, transcript and stats over one socket.
+// The share page: screen, microphone, playback, transcript, notes and stats over one socket.
 import { MicCapture } from "./audio/mic.js";
 import { Player } from "./audio/player.js";
 import { ScreenCapture } from "./screen.js";
+import { NotesView } from "./notes.js";
 import { CloseCode, Kind, ShareSocket } from "./socket.js";
 import { Stats } from "./stats.js";
 import { TranscriptView } from "./transcript.js";
@@ -22,6 +23,7 @@ class SharePage {
     this.root = root;
     this.transcript = new TranscriptView($("transcript"));
     this.stats = new Stats($("stats"));
+    this.notes = new NotesView($("notes"));
     this.socket = null;
     this.screen = null;
     this.mic = null;
@@ -186,7 +188,8 @@ class SharePage {
       this.player?.flush();
       this.transcript.endTurn();
     });
-    on("usage", (m) => this.stats.usage(m.total_tokens));
+    on("usage", (m) => this.stats.usage(m));
+    on("note", (m) => this.notes.add(m));
     on("error", (m) => this.#onError(m));
     on("close", (m) => this.#onClose(m));
   }

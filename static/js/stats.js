@@ -9,6 +9,7 @@ export class Stats {
     this.audioSamplesSent = 0;
     this.latencies = [];
     this.tokens = 0;
+    this.tokensByModality = { prompt: {}, response: {} };
     this.handovers = 0;
     this.firstAudioAt = null;
     this.lastAudioAt = null;
@@ -57,8 +58,22 @@ export class Stats {
     this.set("handovers", this.handovers);
   }
 
-  usage(totalTokens) {
-    this.tokens = totalTokens;
-    this.set("tokens", totalTokens);
+  // A `usage` message: the session's token totals, overall and per modality.
+  usage(message) {
+    const prompt = message.prompt_tokens_by_modality ?? {};
+    const response = message.response_tokens_by_modality ?? {};
+    this.tokens = message.total_tokens;
+    this.tokensByModality = { prompt, response };
+    this.set("tokens", message.total_tokens);
+    this.set("tokens-in", withModalities(message.prompt_tokens ?? 0, prompt));
+    this.set("tokens-out", withModalities(message.response_tokens ?? 0, response));
   }
+}
+
+// "142 (audio 37 · text 105)": a total and its per-modality counts, modalities sorted.
+function withModalities(total, counts) {
+  const parts = Object.keys(counts)
+    .sort()
+    .map((modality) => `${modality.toLowerCase()} ${counts[modality]}`);
+  return parts.length ? `${total} (${parts.join(" · ")})` : String(total);
 }

@@ -1,0 +1,373 @@
+"""The functions the model may call during a live session, and how their calls are run.
+
+Every tool is registered here, in one place: an async handler plus its
+``types.FunctionDeclaration``, joined by the :func:`tool` decorator. The declarations go
+into the Live session's config (``build_connect_config``); a :class:`ToolRunner` per
+session runs the model's calls.
+
+A call's arguments are checked against its declaration before the handler runs (types,
+required and unknown fields, string lengths); a handler refuses anything else it cannot
+accept by raising :class:`ToolError`. Either way the model gets ``{"error": "..."}`` as
+the function response; an unknown function or a handler that fails gets one too. A tool
+call never crashes the session.
+
+Each call runs in its own task, so a slow tool never blocks the receive loop. A
+``toolCallCancellation`` cancels the calls it names that are still running, and their
+responses are never sent. Side effects a handler shields with
+:meth:`ToolContext.uninterruptible` still run to their end: once save_note has started
+writing a note, the note is kept (and shown in the browser) even if the call is
+cancelled; only the response to the model is dropped.
+"""
+
+import asyncio
+import functools
+import inspect
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from channels.db import database_sync_to_async
+from google.genai import types
+
+from sessions_app import protocol, services
+from sessions_app.events_log import log_event
+from sessions_app.live.events import FunctionCall
+from sessions_app.models import Note
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+Respond = Callable[[types.FunctionResponse], Awaitable[None]]
+Show = Callable[[str], Awaitable[None]]
+
+CLOSE_TIMEOUT_S = 5.0
+# C0 controls but tab, newline and carriage return; DEL; lone surrogates (not storable).
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_JSON_TYPES: dict[types.Type, tuple[type, ...]] = {
+    types.Type.STRING: (str,),
+    types.Type.INTEGER: (int,),
+    types.Type.NUMBER: (int, float),
+    types.Type.BOOLEAN: (bool,),
+    types.Type.ARRAY: (list,),
+    types.Type.OBJECT: (dict,),
+}
+
+
+class ToolError(Exception):
+    """A call the tool cannot carry out; the model gets ``{"error": message}``."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a handler knows of the call and the session it runs in."""
+
+    session_id: uuid.UUID
+    call_id: str
+    show: Show = field(repr=False)
+    keep: Callable[[Awaitable[Any]], Awaitable[Any]] = field(repr=False)
+
+    async def uninterruptible(self, awaitable: Awaitable[T]) -> T:
+        """Run ``awaitable`` to its end even if the call is cancelled meanwhile.
+
+        For side effects that must not stop half-way (a stored note must also reach the
+        page); the call itself still ends as cancelled, without a response.
+        """
+        return await self.keep(awaitable)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One function the model may call."""
+
+    declaration: types.FunctionDeclaration
+    handler: Handler
+
+    @property
+    def name(self) -> str:
+        """The function's name, as the model calls it."""
+        return self.declaration.name or ""
+
+
+class ToolRegistry:
+    """The tools offered to the model, by name."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+
+    def register(self, declaration: types.FunctionDeclaration, handler: Handler) -> Tool:
+        """Offer ``handler`` to the model as ``declaration`` describes it."""
+        if not declaration.name:
+            raise ValueError("A tool's declaration needs a name.")
+        if declaration.name in self._tools:
+            raise ValueError(f"A tool named {declaration.name!r} is already registered.")
+        if not inspect.iscoroutinefunction(handler):
+            raise TypeError(f"The handler of {declaration.name!r} must be an async function.")
+        registered = self._tools[declaration.name] = Tool(declaration, handler)
+        return registered
+
+    def unregister(self, name: str) -> None:
+        """Stop offering the tool ``name`` (to new sessions)."""
+        self._tools.pop(name, None)
+
+    def get(self, name: str) -> Tool | None:
+        """The tool called ``name``, if there is one."""
+        return self._tools.get(name)
+
+    def declarations(self) -> list[types.FunctionDeclaration]:
+        """Every tool's declaration, for the session config."""
+        return [item.declaration for item in self._tools.values()]
+
+    async def call(self, ctx: ToolContext, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run one call and return its function response; errors become ``{"error": ...}``."""
+        found = self.get(name)
+        if found is None:
+            return {"error": f"Unknown function {name!r}."}
+        try:
+            check_args(found.declaration, args)
+            result = await found.handler(ctx, **args)
+        except ToolError as exc:
+            return {"error": str(exc)}
+        if not isinstance(result, dict):
+            raise TypeError(f"Tool {name!r} returned {type(result).__name__}, not a dict.")
+        return result
+
+
+registry = ToolRegistry()
+
+
+def tool(
+    *, declaration: types.FunctionDeclaration, into: ToolRegistry | None = None
+) -> Callable[[Handler], Handler]:
+    """Register the decorated async handler as the tool ``declaration`` describes."""
+
+    def decorate(handler: Handler) -> Handler:
+        (into or registry).register(declaration, handler)
+        return handler
+
+    return decorate
+
+
+def check_args(declaration: types.FunctionDeclaration, args: Any) -> None:
+    """Check ``args`` against the declaration's parameters; ToolError says what is wrong."""
+    if not isinstance(args, dict):
+        raise ToolError("The arguments must be an object.")
+    schema = declaration.parameters
+    properties = (schema.properties or {}) if schema is not None else {}
+    unknown = sorted(set(args) - set(properties))
+    if unknown:
+        raise ToolError(f"Unknown argument(s): {', '.join(unknown)}.")
+    missing = [name for name in (schema.required or []) if name not in args] if schema else []
+    if missing:
+        raise ToolError(f"Missing argument(s): {', '.join(missing)}.")
+    for name, value in args.items():
+        _check_value(name, properties[name], value)
+
+
+def _check_value(name: str, schema: types.Schema, value: Any) -> None:
+    """Check one argument's type and, for a string, its length."""
+    expected = _JSON_TYPES.get(schema.type) if schema.type is not None else None
+    if expected is not None:
+        wrong_bool = isinstance(value, bool) and bool not in expected
+        if wrong_bool or not isinstance(value, expected):
+            raise ToolError(f"Argument {name!r} must be of type {schema.type.value.lower()}.")
+    if isinstance(value, str):
+        if schema.min_length is not None and len(value) < schema.min_length:
+            raise ToolError(f"Argument {name!r} must have at least {schema.min_length} characters.")
+        if schema.max_length is not None and len(value) > schema.max_length:
+            raise ToolError(f"Argument {name!r} must have at most {schema.max_length} characters.")
+
+
+class ToolRunner:
+    """Runs one session's tool calls as tasks and answers each through ``respond``."""
+
+    def __init__(
+        self,
+        *,
+        session_id: uuid.UUID,
+        respond: Respond,
+        show: Show,
+        tools: ToolRegistry | None = None,
+        user_id: Any = None,
+    ) -> None:
+        self.session_id = session_id
+        self.user_id = user_id
+        self._respond = respond
+        self._show = show
+        self._tools = tools or registry
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._kept: set[asyncio.Future[Any]] = set()
+        self._closed = False
+
+    @property
+    def running(self) -> list[str]:
+        """The ids of the calls still running."""
+        return list(self._running)
+
+    def start(self, call: FunctionCall) -> None:
+        """Run one call in the background; a call without an id cannot be answered."""
+        if self._closed:
+            return
+        if not call.id:
+            logger.warning("Session %s: tool call %r without an id ignored", self.session_id, call)
+            return
+        if call.id in self._running:
+            logger.warning("Session %s: tool call %s is already running", self.session_id, call.id)
+            return
+        task = asyncio.create_task(self._run(call), name=f"tool-{call.name}")
+        self._running[call.id] = task
+        task.add_done_callback(functools.partial(self._finished, call.id))
+
+    def cancel(self, ids: Iterable[str]) -> list[str]:
+        """Cancel the calls named that are still running; return their ids."""
+        cancelled = []
+        for call_id in ids:
+            task = self._running.pop(call_id, None)
+            if task is not None and not task.done():
+                task.cancel()
+                cancelled.append(call_id)
+        return cancelled
+
+    async def close(self) -> None:
+        """Cancel every running call and let uninterruptible work finish (bounded).
+
+        Calls that arrive later are ignored: the session is ending.
+        """
+        self._closed = True
+        tasks = list(self._running.values())
+        self.cancel(list(self._running))
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._kept:
+            await asyncio.wait(set(self._kept), timeout=CLOSE_TIMEOUT_S)
+
+    def _finished(self, call_id: str, task: asyncio.Task[None]) -> None:
+        """A call's task ended: it no longer runs."""
+        if self._running.get(call_id) is task:
+            del self._running[call_id]
+
+    async def _run(self, call: FunctionCall) -> None:
+        """Run the handler and send its response, unless the call is cancelled first."""
+        ctx = ToolContext(
+            session_id=self.session_id, call_id=call.id, show=self._show_safely, keep=self._keep
+        )
+        outcome = "ok"
+        try:
+            try:
+                result = await self._tools.call(ctx, call.name, call.args)
+            except Exception:
+                logger.exception("Session %s: tool %s failed", self.session_id, call.name)
+                result = {"error": "The tool failed unexpectedly."}
+            if "error" in result:
+                outcome = "error"
+            response = types.FunctionResponse(id=call.id, name=call.name, response=result)
+            try:
+                await self._respond(response)
+            except Exception:
+                logger.exception("Session %s: tool response not sent", self.session_id)
+                outcome = "unsent"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            log_event(
+                "tool_call", session_id=self.session_id, user_id=self.user_id,
+                tool=call.name[:64], call_id=call.id[:64], outcome=outcome,
+            )  # fmt: skip
+
+    async def _keep(self, awaitable: Awaitable[T]) -> T:
+        """Run ``awaitable`` in a task a cancellation of the call does not stop."""
+        future = asyncio.ensure_future(awaitable)
+        self._kept.add(future)
+        future.add_done_callback(self._kept.discard)
+        future.add_done_callback(self._log_failure)
+        return await asyncio.shield(future)
+
+    def _log_failure(self, future: asyncio.Future[Any]) -> None:
+        """Log a failure of uninterruptible work nobody awaits any more."""
+        if not future.cancelled() and future.exception() is not None:
+            logger.error(
+                "Session %s: tool work failed", self.session_id, exc_info=future.exception()
+            )
+
+    async def _show_safely(self, message: str) -> None:
+        """Send a message to the browser; one that has gone away is not the tool's failure."""
+        try:
+            await self._show(message)
+        except Exception:  # noqa: BLE001 - best effort: the browser may be gone
+            logger.info("Session %s: browser gone, tool message not shown", self.session_id)
+
+
+# The tools.
+
+NOTE_TITLE_MAX = 200
+NOTE_BODY_MAX = 10_000
+
+
+@tool(
+    declaration=types.FunctionDeclaration(
+        name="save_note",
+        description=(
+            "Save a note for the user, for example a summary, a to-do or something the user"
+            " asked you to remember. It appears in the user's notes panel and stays with"
+            " the session."
+        ),
+        parameters=types.Schema(
+            type=types.Type.OBJECT,
+            properties={
+                "title": types.Schema(
+                    type=types.Type.STRING,
+                    description="A short title, one line.",
+                    min_length=1,
+                    max_length=NOTE_TITLE_MAX,
+                ),
+                "body": types.Schema(
+                    type=types.Type.STRING,
+                    description="The note itself.",
+                    min_length=1,
+                    max_length=NOTE_BODY_MAX,
+                ),
+            },
+            required=["title", "body"],
+        ),
+    )
+)
+async def save_note(ctx: ToolContext, *, title: str, body: str) -> dict[str, Any]:
+    """Store a note for the session and show it in the browser."""
+    title, body = title.strip(), body.strip()
+    if not title or not body:
+        raise ToolError("The title and the body must not be blank.")
+    if any(char in title for char in "\t\n\r"):
+        raise ToolError("The title must be a single line.")
+    if _FORBIDDEN_CHARS.search(title) or _FORBIDDEN_CHARS.search(body):
+        raise ToolError("The note contains control characters or invalid Unicode.")
+    note = await ctx.uninterruptible(_store_and_show(ctx, title, body))
+    return {"result": "saved", "note_id": note.id}
+
+
+async def _store_and_show(ctx: ToolContext, title: str, body: str) -> Note:
+    """Store the note, then push it to the browser."""
+    note = await store_note(session_id=ctx.session_id, call_id=ctx.call_id, title=title, body=body)
+    await ctx.show(note_message(note))
+    return note
+
+
+async def store_note(*, session_id: uuid.UUID, call_id: str, title: str, body: str) -> Note:
+    """Write one note to the database."""
+    return await database_sync_to_async(services.note_create)(
+        session_id=session_id, call_id=call_id, title=title, body=body
+    )
+
+
+def note_message(note: Note) -> str:
+    """The ``note`` message that shows a stored note in the browser."""
+    return protocol.encode(
+        "note",
+        id=note.id,
+        title=note.title,
+        body=note.body,
+        created_at=note.created_at.isoformat(),
+    )

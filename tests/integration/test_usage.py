@@ -1,0 +1,137 @@
+"""Token usage per session: totals and per-modality counts, live and stored.
+
+Full ASGI stack, real google-genai SDK; the stand-in reports ``usageMetadata`` with every
+turnComplete, and its records are the reference the session's totals must add up to.
+"""
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+
+from sessions_app.live.emulator import StandIn
+from sessions_app.models import LiveSession
+from sessions_app.protocol import Kind
+from tests.conftest import Browser
+from tests.integration.test_share_relay import tone
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+USAGE_FIELDS = ("prompt_tokens", "response_tokens", "total_tokens")
+
+
+def sent_usage(standin: StandIn, *connections: int) -> dict[str, Any]:
+    """What the stand-in's usageMetadata messages on ``connections`` add up to."""
+    totals: dict[str, Any] = dict.fromkeys(USAGE_FIELDS, 0)
+    by_modality = {"prompt": Counter[str](), "response": Counter[str]()}
+    for index in connections:
+        for reply in standin.connections[index].replies:
+            usage = reply.get("usageMetadata")
+            if usage is None:
+                continue
+            totals["prompt_tokens"] += usage["promptTokenCount"]
+            totals["response_tokens"] += usage["responseTokenCount"]
+            totals["total_tokens"] += usage["totalTokenCount"]
+            for kind in ("prompt", "response"):
+                for detail in usage.get(f"{kind}TokensDetails", []):
+                    by_modality[kind][detail["modality"]] += detail["tokenCount"]
+    totals["prompt_tokens_by_modality"] = dict(by_modality["prompt"])
+    totals["response_tokens_by_modality"] = dict(by_modality["response"])
+    return totals
+
+
+@database_sync_to_async
+def stored_usage(session_id: str) -> dict[str, Any]:
+    """The usage stored on a session's row."""
+    session = LiveSession.objects.get(pk=session_id)
+    fields = (*USAGE_FIELDS, "prompt_tokens_by_modality", "response_tokens_by_modality")
+    return {name: getattr(session, name) for name in fields}
+
+
+def shown_usage(message: dict[str, Any]) -> dict[str, Any]:
+    """A ``usage`` message without its type."""
+    return {key: value for key, value in message.items() if key != "type"}
+
+
+async def test_voice_session_adds_up_audio_and_text_turns(standin: StandIn, cookie: str) -> None:
+    browser = Browser(cookie)
+    await browser.connect()
+    live = await browser.start(mode="audio")
+
+    await browser.send(type="text", text="a typed question")
+    await browser.expect("turn_complete", turn=1)
+    first = await browser.expect("usage")
+    assert first["prompt_tokens_by_modality"] == {"TEXT": 100}
+    assert first["response_tokens_by_modality"] == {"AUDIO": 50}
+
+    standin.behaviour.prompt_tokens_per_turn = 37
+    standin.behaviour.response_tokens_per_turn = 11
+    speech = tone(440, 0.8)
+    for start in range(0, len(speech), 3200):
+        await browser.send_media(Kind.AUDIO, speech[start : start + 3200])
+    await browser.expect("turn_complete", turn=2, timeout=10)
+    await browser.expect("usage")
+
+    standin.behaviour.prompt_tokens_per_turn = 5
+    standin.behaviour.response_tokens_per_turn = 7
+    await browser.send(type="text", text="and one more")
+    await browser.expect("turn_complete", turn=3)
+    last = await browser.expect("usage")
+
+    expected = sent_usage(standin, 0)
+    assert expected["prompt_tokens_by_modality"] == {"TEXT": 105, "AUDIO": 37}
+    assert expected["response_tokens_by_modality"] == {"AUDIO": 68}
+    assert shown_usage(last) == expected
+    await browser.send(type="stop")
+    await browser.expect("status", state="ended")
+    assert await stored_usage(live["session_id"]) == expected
+    await browser.close()
+
+
+async def test_text_session_and_hand_over_keep_adding_up(standin: StandIn, cookie: str) -> None:
+    browser = Browser(cookie)
+    await browser.connect()
+    live = await browser.start(mode="text")
+    await browser.send(type="text", text="first")
+    await browser.expect("turn_complete", turn=1)
+    await standin.go_away(0.2)
+    await browser.expect("status", state="handed_over")
+    standin.behaviour.prompt_tokens_per_turn = 3
+    await browser.send(type="text", text="second, on the new connection")
+    await browser.expect("turn_complete", turn=2)
+    await browser.expect("usage")
+
+    expected = sent_usage(standin, 0, 1)
+    assert expected["total_tokens"] == 150 + 53
+    assert expected["response_tokens_by_modality"] == {"TEXT": 100}
+    await browser.send(type="stop")
+    await browser.expect("status", state="ended")
+    assert await stored_usage(live["session_id"]) == expected
+    await browser.close()
+
+
+async def test_usage_is_stored_with_each_turn_before_the_session_ends(
+    standin: StandIn, cookie: str
+) -> None:
+    browser = Browser(cookie)
+    await browser.connect()
+    live = await browser.start(mode="text")
+    await browser.send(type="text", text="one")
+    await browser.expect("turn_complete", turn=1)
+    await browser.expect("usage")
+    await browser.send(type="text", text="two")  # its line's flush carries turn 1's usage
+    await browser.expect("transcript", source="typed")
+    await browser.expect("turn_complete", turn=2)
+
+    for _ in range(100):  # the writer stores in the background
+        stored = await stored_usage(live["session_id"])
+        if stored["total_tokens"] >= 150:
+            break
+        await asyncio.sleep(0.05)
+    assert stored["prompt_tokens_by_modality"]["TEXT"] >= 100
+    assert stored["response_tokens_by_modality"]["TEXT"] >= 50
+    session = await database_sync_to_async(LiveSession.objects.get)(pk=live["session_id"])
+    assert session.status == LiveSession.Status.ACTIVE
+    await browser.close()
