@@ -245,6 +245,11 @@ SHARE_MAX_SESSIONS_PER_WORKER = env.int("SHARE_MAX_SESSIONS_PER_WORKER", default
 SHARE_HEARTBEAT_S = env.float("SHARE_HEARTBEAT_S", default=15)
 SHARE_STALE_AFTER_S = env.float("SHARE_STALE_AFTER_S", default=60)
 
+# --- Retention -----------------------------------------------------------------------------
+# `manage.py purge_sessions` deletes sessions (transcripts and notes with them) that started
+# more than this many days ago. 0 keeps everything.
+SESSION_RETENTION_DAYS = env.int("SESSION_RETENTION_DAYS", default=90)
+
 # --- Browser protocol ----------------------------------------------------------------------
 # Largest binary or text WebSocket message accepted from a browser. Daphne itself refuses
 # anything over 1 MiB by closing the socket; below that we answer with an error and go on.

@@ -1,38 +1,76 @@
-"""Admin review of live sessions: read-only, transcript inline and in order."""
+"""Admin review of live sessions: read-only, transcript and notes inline, exports, usage."""
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from asgiref.sync import async_to_sync
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
 
-from sessions_app import control
-from sessions_app.models import LiveSession, TranscriptEntry
+from sessions_app import control, exports, usage
+from sessions_app.models import LiveSession, Note, TranscriptEntry
 
 ADMIN_END_MESSAGE = "An administrator ended this session."
+USAGE_DEFAULT_DAYS = 30
 
 
-class TranscriptEntryInline(admin.TabularInline):
+class _ReadOnlyInline(admin.TabularInline):
+    """Rows the relay writes: readable by whoever may view the session, never edited."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Whoever may view a session may read what belongs to it."""
+        return bool(request.user.has_perm("sessions_app.view_livesession"))
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Written by the relay only."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Never edited."""
+        return False
+
+
+class TranscriptEntryInline(_ReadOnlyInline):
     """The transcript, read-only, in sequence order."""
 
     model = TranscriptEntry
     fields = ("sequence", "created_at", "role", "source", "text")
     readonly_fields = fields
     ordering = ("sequence",)
-    extra = 0
-    can_delete = False
-    show_change_link = False
 
-    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        """Whoever may view a session may read its transcript."""
-        return bool(request.user.has_perm("sessions_app.view_livesession"))
 
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        """Transcripts are written by the relay only."""
-        return False
+class NoteInline(_ReadOnlyInline):
+    """The notes the model saved, oldest first."""
 
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        """Transcripts are never edited."""
-        return False
+    model = Note
+    fields = ("created_at", "title", "body")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+
+
+class UsageRangeForm(forms.Form):
+    """The date range of the usage view (both days included)."""
+
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        """The range must not run backwards."""
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date must not be after the end date.")
+        return cleaned
 
 
 @admin.register(LiveSession)
@@ -47,19 +85,40 @@ class LiveSessionAdmin(admin.ModelAdmin):
         "end_reason",
         "model",
         "response_modality",
+        "line_count",
+        "prompt_tokens",
+        "response_tokens",
         "total_tokens",
+        "resumptions",
     )
-    list_filter = ("status", "response_modality", "started_at", "user")
+    list_filter = ("status", "end_reason", "model", "response_modality", "started_at", "user")
     date_hierarchy = "started_at"
-    search_fields = ("user__username", "user__email", "entries__text")
+    search_fields = (
+        "user__username",
+        "user__email",
+        "entries__text",
+        "notes__title",
+        "notes__body",
+    )
     list_select_related = ("user",)
     readonly_fields = [f.name for f in LiveSession._meta.fields] + ["duration_display"]
-    inlines = [TranscriptEntryInline]
-    actions = ["end_now"]
+    inlines = [TranscriptEntryInline, NoteInline]
+    actions = ["end_now", "export_json", "export_markdown", "export_csv"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LiveSession]:
-        """Sessions with their user."""
-        return super().get_queryset(request).select_related("user")
+        """Sessions with their user and how many transcript lines they hold."""
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("user")
+            .annotate(line_total=Count("entries", distinct=True))
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        """The usage view next to the changelist."""
+        usage_view = self.admin_site.admin_view(self.usage_view)
+        own = [path("usage/", usage_view, name="sessions_app_livesession_usage")]
+        return own + super().get_urls()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Sessions are created by the relay only."""
@@ -89,11 +148,56 @@ class LiveSessionAdmin(admin.ModelAdmin):
             messages.SUCCESS if live else messages.WARNING,
         )
 
+    @admin.action(description="Export selected sessions as JSON", permissions=["view"])
+    def export_json(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> HttpResponse:
+        """Download the selected sessions in the JSON schema of docs/exports.md."""
+        return exports.download("json", queryset)
+
+    @admin.action(description="Export selected sessions as Markdown", permissions=["view"])
+    def export_markdown(
+        self, request: HttpRequest, queryset: QuerySet[LiveSession]
+    ) -> HttpResponse:
+        """Download the selected sessions as readable transcripts."""
+        return exports.download("md", queryset)
+
+    @admin.action(description="Export selected sessions as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> HttpResponse:
+        """Download the selected sessions' transcript lines and notes, one row each."""
+        return exports.download("csv", queryset)
+
     @admin.display(description="Duration")
     def duration_display(self, obj: LiveSession) -> str:
         """Duration as H:MM:SS."""
         duration = obj.duration
-        if duration is None:
-            return "-"
-        seconds = int(duration.total_seconds())
-        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        return "-" if duration is None else exports.hms(duration.total_seconds())
+
+    @admin.display(description="Lines", ordering="line_total")
+    def line_count(self, obj: LiveSession) -> int:
+        """How many transcript lines the session holds."""
+        return getattr(obj, "line_total", None) or obj.entries.count()
+
+    def usage_view(self, request: HttpRequest) -> TemplateResponse:
+        """Sessions, minutes and tokens per user over a date range (both days included)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        today = timezone.localdate()
+        initial = {"start": today - timedelta(days=USAGE_DEFAULT_DAYS - 1), "end": today}
+        form = UsageRangeForm(request.GET or initial)
+        rows: list[usage.UserUsage] = []
+        if form.is_valid():
+            start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+            rows = usage.usage_by_user(start=_day_start(start), end=_day_start(end + timedelta(1)))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Usage by user",
+            "opts": self.model._meta,
+            "form": form,
+            "rows": rows,
+            "totals": usage.totals(rows),
+        }
+        return TemplateResponse(request, "admin/sessions_app/livesession/usage.html", context)
+
+
+def _day_start(day: date) -> datetime:
+    """Midnight at the start of ``day`` in the current time zone."""
+    return timezone.make_aware(datetime.combine(day, time.min))

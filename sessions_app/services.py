@@ -190,3 +190,31 @@ def note_create(*, session_id: uuid.UUID, call_id: str, title: str, body: str) -
     """Store a note the model saved during a session (the save_note tool)."""
     return Note.objects.create(session_id=session_id, call_id=call_id, title=title, body=body)
 
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    """What a purge removed (or, in a dry run, would remove)."""
+
+    sessions: int
+    lines: int
+    notes: int
+
+
+def sessions_purge(*, older_than_days: int, dry_run: bool = False) -> PurgeCounts:
+    """Delete the sessions that started before the cutoff, with their transcripts and notes.
+
+    Live sessions are kept whatever their age: the worker holding one still writes to it.
+    """
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    old = LiveSession.objects.filter(started_at__lt=cutoff).exclude(
+        status=LiveSession.Status.ACTIVE
+    )
+    with transaction.atomic():
+        counts = PurgeCounts(
+            sessions=old.count(),
+            lines=TranscriptEntry.objects.filter(session__in=old).count(),
+            notes=Note.objects.filter(session__in=old).count(),
+        )
+        if not dry_run:
+            old.delete()
+    return counts

@@ -8,4 +8,9 @@ urlpatterns = [
     path("", views.share, name="share"),
     path("sessions/", views.session_list, name="session_list"),
     path("sessions/<uuid:session_id>/", views.session_detail, name="session_detail"),
+    path(
+        "sessions/<uuid:session_id>/export.<str:fmt>",
+        views.session_export,
+        name="session_export",
+    ),
 ]

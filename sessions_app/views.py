@@ -3,13 +3,15 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from sessions_app.models import LiveSession
+from sessions_app import exports
+from sessions_app.models import LiveSession, Note, TranscriptEntry
 
 SESSIONS_PER_PAGE = 25
+SEARCH_MAX_CHARS = 200
 FRAME_RATES = (0.2, 0.5, 1.0, 2.0)
 
 
@@ -37,14 +39,23 @@ def share(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def session_list(request: HttpRequest) -> HttpResponse:
-    """The user's own sessions, newest first."""
-    sessions = (
-        LiveSession.objects.filter(user=request.user)
-        .annotate(line_count=Count("entries"))
-        .order_by("-started_at")
-    )
+    """The user's own sessions, newest first; ``q`` finds words in transcripts and notes."""
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX_CHARS]
+    sessions = LiveSession.objects.filter(user=request.user)
+    if query:
+        sessions = sessions.filter(_mentions(query))
+    sessions = sessions.annotate(line_count=Count("entries")).order_by("-started_at")
     page = Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "sessions_app/session_list.html", {"page": page})
+    return render(request, "sessions_app/session_list.html", {"page": page, "query": query})
+
+
+def _mentions(query: str) -> Q:
+    """Sessions whose transcript or notes hold ``query`` (case-insensitive)."""
+    in_lines = TranscriptEntry.objects.filter(session=OuterRef("pk"), text__icontains=query)
+    in_notes = Note.objects.filter(session=OuterRef("pk")).filter(
+        Q(title__icontains=query) | Q(body__icontains=query)
+    )
+    return Q(Exists(in_lines)) | Q(Exists(in_notes))
 
 
 def visible_session(request: HttpRequest, session_id: str) -> LiveSession:
@@ -63,10 +74,27 @@ def visible_session(request: HttpRequest, session_id: str) -> LiveSession:
 
 @login_required
 def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
-    """One transcript, for its owner and for staff allowed to view sessions."""
+    """One transcript and its notes, for its owner and for staff allowed to view sessions."""
     session = visible_session(request, session_id)
     return render(
         request,
         "sessions_app/session_detail.html",
-        {"session": session, "entries": session.entries.all()},
+        {
+            "session": session,
+            "entries": session.entries.order_by("sequence"),
+            "notes": session.notes.order_by("created_at", "id"),
+            "downloads": [exports.FORMATS[name] for name in DOWNLOAD_FORMATS],
+        },
     )
+
+
+DOWNLOAD_FORMATS = ("md", "json")
+
+
+@login_required
+def session_export(request: HttpRequest, session_id: str, fmt: str) -> HttpResponse:
+    """One session as a Markdown or JSON download, for whoever may read it."""
+    if fmt not in DOWNLOAD_FORMATS:
+        raise Http404("No such format.")
+    session = visible_session(request, session_id)
+    return exports.download(fmt, LiveSession.objects.filter(pk=session.pk))

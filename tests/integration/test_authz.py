@@ -18,6 +18,7 @@ ROLES = (
 )  # fmt: skip
 
 # URL name -> expected status per role; LOGIN means a redirect to a login page.
+# ``admin_export`` is the changelist's JSON export action (a POST); the rest are GETs.
 LOGIN = 302
 PAGES: dict[str, dict[str, int]] = {
     "share": {
@@ -31,6 +32,22 @@ PAGES: dict[str, dict[str, int]] = {
     "transcript": {
         "anonymous": LOGIN, "owner": 200, "other_user": 404, "inactive_user": LOGIN,
         "staff_without_permission": 404, "staff_with_permission": 200, "superuser": 200,
+    },
+    "export_md": {
+        "anonymous": LOGIN, "owner": 200, "other_user": 404, "inactive_user": LOGIN,
+        "staff_without_permission": 404, "staff_with_permission": 200, "superuser": 200,
+    },
+    "export_json": {
+        "anonymous": LOGIN, "owner": 200, "other_user": 404, "inactive_user": LOGIN,
+        "staff_without_permission": 404, "staff_with_permission": 200, "superuser": 200,
+    },
+    "admin_usage": {
+        "anonymous": LOGIN, "owner": LOGIN, "other_user": LOGIN, "inactive_user": LOGIN,
+        "staff_without_permission": 403, "staff_with_permission": 200, "superuser": 200,
+    },
+    "admin_export": {
+        "anonymous": LOGIN, "owner": LOGIN, "other_user": LOGIN, "inactive_user": LOGIN,
+        "staff_without_permission": 403, "staff_with_permission": 200, "superuser": 200,
     },
     "admin_list": {
         "anonymous": LOGIN, "owner": LOGIN, "other_user": LOGIN, "inactive_user": LOGIN,
@@ -78,6 +95,10 @@ def url_of(name: str, session: LiveSession) -> str:
         "share": "/",
         "history": "/sessions/",
         "transcript": f"/sessions/{session.pk}/",
+        "export_md": f"/sessions/{session.pk}/export.md",
+        "export_json": f"/sessions/{session.pk}/export.json",
+        "admin_usage": "/admin/sessions_app/livesession/usage/",
+        "admin_export": "/admin/sessions_app/livesession/",
         "admin_list": "/admin/sessions_app/livesession/",
         "admin_change": f"/admin/sessions_app/livesession/{session.pk}/change/",
     }[name]
@@ -85,9 +106,10 @@ def url_of(name: str, session: LiveSession) -> str:
 
 @pytest.fixture
 def owned_session(user: Any) -> LiveSession:
-    """A session of the owner with one secret line."""
+    """A session of the owner with one secret line and one secret note."""
     session = LiveSession.objects.create(user=user, model="m", response_modality="AUDIO")
     session.entries.create(sequence=1, role="user", source="typed", text="owner secret 42")
+    session.notes.create(title="Owner note", body="owner note secret 43")
     return session
 
 
@@ -99,15 +121,22 @@ def test_pages_by_role(role: str, django_user_model: Any, user: Any, owned_sessi
     if actor is not None:
         client.force_login(actor)
     for page, expected in PAGES.items():
-        response = client.get(url_of(page, owned_session))
+        url = url_of(page, owned_session)
+        if page == "admin_export":
+            action = {"action": "export_json", "_selected_action": [str(owned_session.pk)]}
+            response = client.post(url, action)
+        else:
+            response = client.get(url)
         assert response.status_code == expected[role], (role, page, response.status_code)
         if expected[role] == LOGIN:
             assert "/login/" in response["Location"]
         body = response.content.decode()
         if page == "admin_list" and expected[role] == 200:
             assert ("End live session now" in body) == (role == "superuser")
-        can_read = page in {"transcript", "admin_change"} and expected[role] == 200
+        readers = {"transcript", "export_md", "export_json", "admin_export", "admin_change"}
+        can_read = page in readers and expected[role] == 200
         assert ("owner secret 42" in body) == can_read, (role, page)
+        assert ("owner note secret 43" in body) == can_read, (role, page)
     history = client.get("/sessions/").content.decode()
     assert (str(owned_session.pk) in history) == (role == "owner")
 
