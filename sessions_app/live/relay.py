@@ -9,8 +9,10 @@ Gemini closes every connection after about ten minutes and announces it with ``g
 Session resumption is on from the first connect and the newest handle is kept. On
 ``goAway`` the relay waits for a turn boundary (or until the time left is nearly spent),
 holds browser input in the queue, opens a second connection with the newest handle while
-the first is still open, replays what was sent since that handle, and switches. An
-unexpected close is resumed the same way, with backoff and a bounded number of tries.
+the first is still open, replays what was sent since that handle, and switches. A
+switch that comes mid-reply ends that reply there (``Interrupted``): the handle predates
+it, so the resumed connection answers the replayed input anew. An unexpected close is
+resumed the same way, with backoff and a bounded number of tries.
 """
 
 import asyncio
@@ -88,7 +90,8 @@ class _Link:
         self.number = number
         self.session = session
         self.stack = stack
-        self.in_turn = False
+        self.in_turn = False  # still True if the connection ended mid-reply
+        self.muted = False  # retired mid-reply: the rest of that reply is dropped
         self.idle = asyncio.Event()
         self.idle.set()
         self.gone = asyncio.Event()
@@ -250,7 +253,6 @@ class LiveRelay:
             error = None if exc.code == 1000 else _describe(exc)
         except (ConnectionClosed, OSError, ValueError) as exc:
             error = _describe(exc)
-        link.in_turn = False
         link.idle.set()
         link.gone.set()
         self._link_lost(link, error)
@@ -258,6 +260,8 @@ class LiveRelay:
     async def _on_link_event(self, link: _Link, event: LiveEvent) -> None:
         """Apply what one connection received, then pass it on."""
         link.mark_turn(event)
+        if link.muted:
+            return
         active = link is self._link
         match event:
             case ResumptionUpdate(handle=handle, resumable=resumable) if active:
@@ -336,6 +340,11 @@ class LiveRelay:
         replay = list(self._replay)
         self._link = new
         self.resumptions += 1
+        if old is not None and old.in_turn and how == "handover":
+            # Switched mid-reply (time was nearly up): the resumed model answers anew from
+            # the replay, so the old reply ends here rather than interleave with the new.
+            old.muted = True
+            await self._on_event(Interrupted())
         for item in replay:
             try:
                 await new.send(item)
@@ -355,9 +364,10 @@ class LiveRelay:
 
     async def _retire(self, old: _Link) -> None:
         """Let the old connection finish the reply it is sending, then close it."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._resilience.retire_timeout_s):
-                await _first(old.idle.wait(), old.gone.wait())
+        if not old.muted:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._resilience.retire_timeout_s):
+                    await _first(old.idle.wait(), old.gone.wait())
         await old.close()
         self._old_links.discard(old)
 

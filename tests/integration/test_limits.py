@@ -108,9 +108,20 @@ async def test_per_worker_limit_refuses_with_server_busy(
     await first.start()
     await second.send(type="start", mode="text")
     error = await second.expect("error")
-    assert error["code"] == "server_busy"
+    assert error == {
+        "type": "error",
+        "code": "server_busy",
+        "message": "This server is at capacity right now. Try again in a minute.",
+    }
     refused = await database_sync_to_async(lambda: LiveSession.objects.get(user=other_user))()
-    assert (refused.status, refused.end_reason) == ("failed", "worker_limit")
+    assert refused.status == LiveSession.Status.FAILED
+    assert refused.end_reason == LiveSession.EndReason.WORKER_LIMIT
+    assert refused.ended_at is not None
+    assert len(standin.connections) == 1  # no upstream for the refused one
+    await first.send(type="stop")
+    await first.expect("status", state="ended")
+    await second.start(mode="text")  # a place is free again, on the same socket
+    assert len(standin.connections) == 2
     await first.close()
     await second.close()
 

@@ -246,3 +246,26 @@ async def test_resumption_and_compression_are_on_from_the_first_connect(
     await browser.start()
     assert "contextWindowCompression" not in standin.connections[1].setup
     await browser.close()
+
+
+async def test_compression_by_default_is_a_plain_sliding_window_and_can_be_turned_off(
+    standin: StandIn, cookie: str, settings: Any
+) -> None:
+    settings.GEMINI_CONTEXT_COMPRESSION = True  # the default, as is leaving the sizes unset
+    settings.GEMINI_COMPRESSION_TRIGGER_TOKENS = None
+    settings.GEMINI_COMPRESSION_TARGET_TOKENS = None
+    browser = Browser(cookie)
+    await browser.connect()
+    await browser.start()
+    setup = standin.connections[0].setup
+    assert setup["contextWindowCompression"] == {"slidingWindow": {}}
+    assert setup["sessionResumption"] == {}
+    await browser.send(type="stop")
+    await browser.expect("status", state="ended")
+
+    settings.GEMINI_CONTEXT_COMPRESSION = False
+    await browser.start()
+    setup = standin.connections[1].setup
+    assert "contextWindowCompression" not in setup
+    assert setup["sessionResumption"] == {}  # resumption stays on without compression
+    await browser.close()

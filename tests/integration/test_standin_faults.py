@@ -1,7 +1,7 @@
 """Scripted faults and session resumption of the Gemini Live stand-in, via the real SDK.
 
-Refused setups, goAway, dropped connections, slow setups and resumption handles that
-restore the synthetic model's context. Times are asserted on the stand-in's own loop
+Refused setups, goAway, dropped connections, slow setups, slow replies and resumption
+handles that restore the synthetic model's context. Times are asserted on the stand-in's own loop
 clock (the ``Connection`` timestamps), never on wall-clock thresholds.
 No Django here: like test_standin.py, these tests define their own fixtures.
 """
@@ -9,6 +9,7 @@ No Django here: like test_standin.py, these tests define their own fixtures.
 import asyncio
 import contextlib
 import io
+import itertools
 import re
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -425,3 +426,65 @@ def test_threaded_standin_calls_tools_from_sync_code(tmp_path: Path) -> None:
     assert cancellation.tool_call_cancellation.ids == ["other"]
     assert records[0].tool_responses == [{"id": call_id, "name": "lookup", "response": {"a": 2}}]
     assert records[0].tool_cancellations == ["other"]
+
+
+class RecordClock:
+    """Stamps, on the stand-in's loop clock, when each text and reply was recorded.
+
+    A ``StandIn.listeners`` callback: the stand-in calls it right after it records a
+    client message or a reply it sent, so the stamps are the stand-in's own record times.
+    """
+
+    def __init__(self, standin: StandIn, connection: int = 0) -> None:
+        self.standin = standin
+        self.connection = connection
+        self.texts: list[float] = []
+        self.replies: list[float] = []
+        standin.listeners.append(self)
+
+    def __call__(self) -> None:
+        """Stamp whatever was recorded since the last call."""
+        records = self.standin.connections
+        if len(records) <= self.connection:
+            return
+        record = records[self.connection]
+        now = asyncio.get_running_loop().time()
+        self.texts += [now] * (len(record.texts) - len(self.texts))
+        self.replies += [now] * (len(record.replies) - len(self.replies))
+
+
+@pytest.mark.asyncio
+async def test_reply_delay_s_holds_each_reply_back_and_chunk_interval_s_paces_it(
+    standin: StandIn,
+) -> None:
+    standin.behaviour.reply_delay_s = 0.6
+    standin.behaviour.chunk_interval_s = 0.05
+    clock = RecordClock(standin)
+    async with connect(standin) as session:
+        await session.send_realtime_input(text="slow one two three four five six")
+        await standin.wait_for(lambda: standin.connections[0].texts)
+        # Nothing comes back within a wait shorter than the delay...
+        with pytest.raises(TimeoutError):
+            await next_message(session, timeout=0.2)
+        assert len(standin.connections[0].replies) == 1  # setupComplete only
+        # ...and then the whole reply comes.
+        turn = await collect_turn(session)
+        standin.behaviour.reply_delay_s = standin.behaviour.chunk_interval_s = 0.0
+        quick = await collect_turn_after_text(session, "quick")
+
+    expected = f'You said: "slow one two three four five six". {summary()}'
+    assert reply_text(turn) == expected
+    assert reply_text(quick) == f'You said: "quick". {summary()}'
+    record = standin.connections[0]
+    parts = len([m for m in turn if m.server_content and m.server_content.model_turn])
+    assert parts > 2
+    # The stand-in's own schedule: the first reply message came reply_delay_s after the
+    # text was recorded, and each later step of the reply chunk_interval_s after the last.
+    heard, first_reply = clock.texts[0], clock.replies[1]
+    assert first_reply >= heard + 0.6 - CLOCK_SLACK_S
+    steps = clock.replies[1 : 1 + len(turn)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(steps)]
+    assert len(gaps) == len(turn) - 1
+    # Steps: every text part, then generationComplete, then turnComplete.
+    assert all(gap >= 0.05 - CLOCK_SLACK_S for gap in gaps)
+    assert record.texts == ["slow one two three four five six", "quick"]

@@ -1,0 +1,356 @@
+"""The goAway hand-over at its edges: no time left mid-reply, a slow new connection, failure.
+
+Full ASGI stack, real google-genai SDK, the stand-in over TLS with scripted faults.
+Ordering is asserted on what the browser received and on the stand-in's records, never
+on wall-clock durations.
+"""
+
+import io
+import logging
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from sessions_app.live.emulator import StandIn
+from sessions_app.models import LiveSession
+from sessions_app.protocol import CloseCode, Kind
+from tests.conftest import Browser
+from tests.integration.test_resumption import last_handle
+from tests.integration.test_share_relay import stored
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+logger = logging.getLogger(__name__)
+
+QUESTION = "a long answer please"
+
+
+class Tap(list[Any]):
+    """A list that also logs what is appended to a shared timeline, tagged with ``kind``."""
+
+    def __init__(self, timeline: list[tuple[str, Any]], kind: str) -> None:
+        super().__init__()
+        self.timeline = timeline
+        self.kind = kind
+
+    def append(self, item: Any) -> None:
+        """Keep ``item`` and log it."""
+        super().append(item)
+        self.timeline.append((self.kind, item))
+
+
+def tap(browser: Browser) -> list[tuple[str, Any]]:
+    """Everything ``browser`` receives from now on, audio and messages, in arrival order."""
+    timeline: list[tuple[str, Any]] = []
+    browser.audio = Tap(timeline, "audio")
+    browser.messages = Tap(timeline, "message")
+    return timeline
+
+
+def position(timeline: list[tuple[str, Any]], type_: str, **fields: Any) -> int:
+    """Where the first message of ``type_`` (with ``fields``) is in the timeline."""
+    for index, (kind, item) in enumerate(timeline):
+        wanted = kind == "message" and item["type"] == type_
+        if wanted and all(item.get(key) == value for key, value in fields.items()):
+            return index
+    raise AssertionError(f"no {type_} {fields} in the timeline")
+
+
+@dataclass
+class SentTurn:
+    """What a connection sent of one model turn: transcription, audio chunks, whether it ended."""
+
+    text: str = ""
+    audio: int = 0
+    complete: bool = False
+
+
+def sent_turns(standin: StandIn, connection: int) -> list[SentTurn]:
+    """The model turns a connection sent, in order; the last may be unfinished."""
+    turns = [SentTurn()]
+    for reply in standin.connections[connection].replies:
+        content = reply.get("serverContent", {})
+        turn = turns[-1]
+        turn.text += content.get("outputTranscription", {}).get("text", "")
+        parts = content.get("modelTurn", {}).get("parts", [])
+        turn.audio += sum("inlineData" in part for part in parts)
+        if content.get("turnComplete"):
+            turn.complete = True
+            turns.append(SentTurn())
+    return turns if turns[-1].text or turns[-1].audio else turns[:-1]
+
+
+def model_text(items: list[tuple[str, Any]]) -> str:
+    """The model transcript fragments among timeline items, joined."""
+    return "".join(
+        item["text"]
+        for kind, item in items
+        if kind == "message" and item["type"] == "transcript" and item["role"] == "model"
+    )
+
+
+async def test_go_away_mid_reply_with_little_time_left_switches_at_once(
+    standin: StandIn, cookie: str, settings: Any
+) -> None:
+    """The old reply is cut at the switch and answered again, whole, on the new connection.
+
+    The handle the new connection resumes predates the question (no handle comes mid-turn),
+    so the relay replays the question and the resumed model answers it from the start.
+    What the old connection still sends of its reply after the switch is dropped: it
+    would interleave with the new answer. The cut turn is stored as it was shown.
+    """
+    settings.GEMINI_SWITCH_MARGIN_S = 1.5
+    standin.behaviour.chunk_interval_s = 0.1
+    # 20 steps of 0.1 s: the old reply cannot end within the second the goAway leaves.
+    standin.behaviour.reply_audio_s = 2.0
+    browser = Browser(cookie)
+    timeline = tap(browser)
+    await browser.connect()
+    live = await browser.start()
+    await browser.send(type="text", text=QUESTION)
+    await browser.expect("transcript", role="model", turn=1)
+    await standin.go_away(1.0)  # less than the margin: the relay must not wait for the turn
+    await browser.expect("status", state="handed_over")
+    await browser.expect("turn_complete", turn=2, timeout=10)
+    standin.behaviour.chunk_interval_s = 0.0
+    await browser.send(type="text", text="next")
+    await browser.expect("turn_complete", turn=3, timeout=10)
+    await browser.send(type="stop")
+    await browser.expect("status", state="ended")
+
+    first, second = standin.connections
+    await standin.wait_for(lambda: first.closed)
+    (old_reply,) = sent_turns(standin, 0)
+    new_reply, next_reply = sent_turns(standin, 1)
+    # Switched at once: mid-reply, while the old connection was still open.
+    assert not old_reply.complete
+    assert second.opened_at < first.closed_at
+    assert first.close_code == 1000  # closed by the relay
+    assert second.resumption_handle_sent == second.resumed_from == "standin-0-0"
+    assert second.texts == [QUESTION, "next"]  # the question replayed, then the next text
+    assert new_reply.complete
+    assert new_reply.text.startswith(f'You said: "{QUESTION}". ')
+    assert new_reply.text.startswith(old_reply.text)  # the same answer, cut short
+
+    # The browser: turn 1 cut off, then only the new connection's reply, whole, as turn 2.
+    cut = position(timeline, "interrupted", turn=1)
+    assert cut < position(timeline, "status", state="handed_over")
+    before, after = timeline[:cut], timeline[cut + 1 : position(timeline, "turn_complete", turn=2)]
+    shown_cut = model_text(before)
+    assert shown_cut
+    assert old_reply.text.startswith(shown_cut)  # in order, nothing doubled
+    assert len(shown_cut) < len(new_reply.text)
+    assert sum(kind == "audio" for kind, _ in before) <= old_reply.audio
+    fragments = [m for kind, m in after if kind == "message" and m["type"] == "transcript"]
+    assert {(m["role"], m["turn"]) for m in fragments} == {("model", 2)}
+    assert model_text(after) == new_reply.text
+    # Every chunk after the cut is the new reply's: none of the old connection's rest.
+    assert sum(kind == "audio" for kind, _ in after) == new_reply.audio
+
+    session, lines = await stored(live["session_id"])
+    assert session.resumptions == 1
+    assert [(seq, role, source) for seq, role, source, _ in lines] == [
+        (1, "user", "typed"),
+        (2, "model", "speech"),
+        (3, "model", "speech"),
+        (4, "user", "typed"),
+        (5, "model", "speech"),
+    ]
+    texts = [text for *_, text in lines]
+    assert texts[0] == QUESTION
+    assert texts[1] == shown_cut.strip()  # the cut turn, as far as it was shown
+    assert texts[2] == new_reply.text.strip()  # the answer in full, from the new connection
+    assert texts[3] == "next"
+    assert texts[4] == next_reply.text.strip()
+    assert len(set(texts)) == len(texts)  # no line doubled
+    await browser.close()
+
+
+def marked_chunk(index: int) -> bytes:
+    """100 ms of 16 kHz PCM16, silent but for a first sample holding ``index``: distinct,
+    and far below the stand-in's speech threshold (RMS ``index / 40``)."""
+    return struct.pack("<h", index) + bytes(3198)
+
+
+def marked_jpeg(index: int) -> bytes:
+    """A distinct real JPEG per index."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (index * 7 % 256, 90, 200)).save(buffer, "JPEG", quality=70)
+    return buffer.getvalue()
+
+
+@dataclass
+class Sent:
+    """What the browser sent, in order; a mark is a (chunks, frames) count at a moment."""
+
+    browser: Browser
+    audio: list[bytes]
+    frames: list[bytes]
+
+    def mark(self) -> tuple[int, int]:
+        """How much has been sent so far."""
+        return len(self.audio), len(self.frames)
+
+    async def send(self, chunks: int) -> None:
+        """Send ``chunks`` distinct audio chunks, with a distinct frame after every second."""
+        for _ in range(chunks):
+            chunk = marked_chunk(len(self.audio) + 1)
+            self.audio.append(chunk)
+            await self.browser.send_media(Kind.AUDIO, chunk)
+            if len(self.audio) % 2 == 0:
+                frame = marked_jpeg(len(self.frames))
+                self.frames.append(frame)
+                await self.browser.send_media(Kind.JPEG, frame)
+
+
+def arrivals(standin: StandIn, field: str) -> Counter[bytes]:
+    """How often each payload arrived, over every connection (``audio`` or ``frames``)."""
+    return Counter(data for record in standin.connections for _, data in getattr(record, field))
+
+
+async def test_media_sent_while_the_new_connection_sets_up_is_held_and_delivered(
+    standin: StandIn, cookie: str, settings: Any, request: pytest.FixtureRequest
+) -> None:
+    """The new connection's setup takes 0.8 s: browser media meanwhile waits, none is lost.
+
+    Every payload is distinct, so counts are exact. What went out on the old connection
+    after its last handle is replayed on the new one: those duplicates are allowed (the
+    resumed model needs them) and are measured: logged, and kept as user properties.
+    """
+    settings.SHARE_AUDIO_RATE_FACTOR = 100.0  # the burst below is no flood
+    settings.SHARE_MAX_FRAMES_PER_S = 100.0
+    browser = Browser(cookie)
+    await browser.connect()
+    live = await browser.start()
+    await browser.send(type="text", text="before the hand-over")
+    await browser.expect("turn_complete", turn=1)
+    await standin.wait_for(lambda: last_handle(standin, 0) == "standin-0-1")
+    first = standin.connections[0]
+    sent = Sent(browser, [], [])
+    await sent.send(4)  # after the last handle, so (as a rule) replayed on the new one
+    await standin.wait_for(lambda: len(first.audio) == 4 and len(first.frames) == 2)
+
+    standin.behaviour.setup_delay_s = 0.8
+    await standin.go_away(2.5)  # no reply in progress: the relay switches at once
+    after_go_away = sent.mark()
+    await sent.send(4)  # on the old connection or held, as the relay's timing falls
+    await standin.wait_for(lambda: standin.connections[1].setup is not None)
+    second = standin.connections[1]
+    held = sent.mark()
+    await sent.send(10)
+    await browser.send(type="text", text="during the switch")
+    # The consumer handles messages in order: this echo means the relay has queued all
+    # of the media above, and the new connection's setup is still being held.
+    await browser.expect("transcript", role="user", source="typed", text="during the switch")
+    assert second.setup_complete_at is None
+    assert not set(sent.audio[held[0] :]) & {data for _, data in first.audio}
+    assert not set(sent.frames[held[1] :]) & {data for _, data in first.frames}
+
+    await browser.expect("status", state="handed_over")
+    await sent.send(4)  # after the switch
+    await browser.expect("turn_complete", turn=2)
+    await standin.wait_for(
+        lambda: (
+            set(sent.audio) <= set(arrivals(standin, "audio"))
+            and set(sent.frames) <= set(arrivals(standin, "frames"))
+        )
+    )
+    await browser.send(type="stop")
+    await browser.expect("status", state="ended")
+
+    audio, frames = arrivals(standin, "audio"), arrivals(standin, "frames")
+    # Nothing arrived that the browser did not send...
+    assert set(audio) == set(sent.audio)
+    assert set(frames) == set(sent.frames)
+    # ...and every chunk and frame sent after the goAway arrived, counted exactly.
+    late_audio, late_frames = sent.audio[after_go_away[0] :], sent.frames[after_go_away[1] :]
+    assert (len(late_audio), len(late_frames)) == (18, 9)
+    assert sum(1 for chunk in late_audio if audio[chunk] >= 1) == 18
+    assert sum(1 for frame in late_frames if frames[frame] >= 1) == 9
+    # Held media reached the new connection only. The new connection got the replay (what
+    # the old one received since its last handle), then the rest, all in the order sent.
+    kinds = (("audio", audio, sent.audio, held[0]), ("frames", frames, sent.frames, held[1]))
+    for name, counts, sent_items, held_from in kinds:
+        on_first = [data for _, data in getattr(first, name)]
+        on_second = [data for _, data in getattr(second, name)]
+        indexes = [sent_items.index(data) for data in on_second]
+        assert indexes == sorted(set(indexes))  # in the order sent, none twice
+        assert set(sent_items[held_from:]) <= set(on_second)
+        # A payload arrives at most twice: on the old connection, then in the replay.
+        replayed = [data for data in on_first if counts[data] > 1]
+        assert max(counts.values()) <= 2
+        assert replayed == on_first[len(on_first) - len(replayed) :]
+        assert on_second[: len(replayed)] == replayed
+        logger.info("Replayed on the new connection: %d %s", len(replayed), name)
+        request.node.user_properties.append((f"replayed_{name}", len(replayed)))
+    assert second.texts == ["during the switch"]
+    session, lines = await stored(live["session_id"])
+    assert session.resumptions == 1
+    assert [text for *_, text in lines][0::2] == ["before the hand-over", "during the switch"]
+    await browser.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "refusal"), [("refuse_resumption", 1008), ("refuse_connections", 1011)]
+)
+async def test_a_hand_over_that_keeps_failing_ends_with_a_final_error(
+    standin: StandIn, cookie: str, settings: Any, fault: str, refusal: int
+) -> None:
+    """Every attempt to open the new connection is refused: the session fails, lines kept.
+
+    The goAway comes mid-reply with little time left, so the relay tries at once, then
+    with each reconnect delay (the fixture's three), and gives up.
+    """
+    settings.GEMINI_SWITCH_MARGIN_S = 1.5
+    standin.behaviour.chunk_interval_s = 0.1
+    standin.behaviour.reply_audio_s = 2.0
+    browser = Browser(cookie)
+    await browser.connect()
+    live = await browser.start()
+    await browser.send(type="text", text="kept")
+    await browser.expect("turn_complete", turn=1)
+    await standin.wait_for(lambda: last_handle(standin, 0) == "standin-0-1")
+    await browser.send(type="text", text="cut short")
+    await browser.expect("transcript", role="model", turn=2)
+    setattr(standin.behaviour, fault, True)
+    await standin.go_away(1.0)
+    error = await browser.expect("error")
+    assert error == {
+        "type": "error",
+        "code": "upstream_error",
+        "message": "the model connection could not be handed over",
+    }
+    assert await browser.expect_close() == CloseCode.UPSTREAM_FAILED
+    states = [m["state"] for m in browser.messages if m["type"] == "status"]
+    assert states == ["connecting", "live", "ended"]  # never resumed nor handed over
+
+    await standin.wait_for(lambda: all(c.closed for c in standin.connections))
+    first, *attempts = standin.connections
+    assert len(attempts) == 4  # at once, then after each of the three delays
+    assert all(c.resumption_handle_sent == "standin-0-1" for c in attempts)
+    assert [c.close_code for c in attempts] == [refusal] * 4
+    assert all(c.setup_complete_at is None for c in attempts)
+    assert first.texts == ["kept", "cut short"]
+    session, lines = await stored(live["session_id"])
+    assert (session.status, session.end_reason, session.resumptions) == (
+        LiveSession.Status.FAILED,
+        LiveSession.EndReason.UPSTREAM_ERROR,
+        0,
+    )
+    # Intact: both turns, the second as far as it came before the session failed.
+    assert [(seq, role, source) for seq, role, source, _ in lines] == [
+        (1, "user", "typed"),
+        (2, "model", "speech"),
+        (3, "user", "typed"),
+        (4, "model", "speech"),
+    ]
+    texts = [text for *_, text in lines]
+    first_reply, second_reply = sent_turns(standin, 0)
+    assert texts[:3] == ["kept", first_reply.text.strip(), "cut short"]
+    assert texts[3] == browser.transcript("model", 2).strip()
+    assert second_reply.text.startswith(browser.transcript("model", 2))
+    assert not second_reply.complete
