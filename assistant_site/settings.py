@@ -26,6 +26,12 @@ if not SECRET_KEY:
         _dev_key_file.parent.mkdir(parents=True, exist_ok=True)
         _dev_key_file.write_text(get_random_secret_key())
     SECRET_KEY = _dev_key_file.read_text().strip()
+# .env.example's placeholder: a deployment that kept it would sign sessions with a published key.
+if SECRET_KEY == "change-me" and not DEBUG:  # noqa: S105 - refused, not used
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is still the placeholder from .env.example. Generate one with: "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 if not ALLOWED_HOSTS:
@@ -261,6 +267,9 @@ SHARE_AUDIO_RATE_FACTOR = env.float("SHARE_AUDIO_RATE_FACTOR", default=2.0)  # x
 SHARE_MAX_FRAMES_PER_S = env.float("SHARE_MAX_FRAMES_PER_S", default=4.0)
 SHARE_MAX_TEXTS_PER_MIN = env.int("SHARE_MAX_TEXTS_PER_MIN", default=30)
 SHARE_FLOOD_CLOSE_S = env.float("SHARE_FLOOD_CLOSE_S", default=3.0)
+# A browser speaking the protocol never sends a malformed message; more than this many in a
+# minute end the session (protocol_error) and close the socket with 4400. 0: never.
+SHARE_MAX_MALFORMED_PER_MIN = env.int("SHARE_MAX_MALFORMED_PER_MIN", default=30)
 
 # --- Screen capture in the page --------------------------------------------------------------
 SHARE_FRAME_MAX_SIDE = env.int("SHARE_FRAME_MAX_SIDE", default=1024)  # px, long side

@@ -14,6 +14,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 
 from sessions_app import control, exports, usage
+from sessions_app.events_log import log_event
 from sessions_app.models import LiveSession, Note, TranscriptEntry
 
 ADMIN_END_MESSAGE = "An administrator ended this session."
@@ -135,8 +136,12 @@ class LiveSessionAdmin(admin.ModelAdmin):
     @admin.action(description="End live session now", permissions=["end"])
     def end_now(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
         """Ask the worker holding each selected live session, wherever it runs, to end it."""
-        live = list(queryset.filter(status=LiveSession.Status.ACTIVE).values_list("pk", flat=True))
-        for session_id in live:
+        live = list(queryset.filter(status=LiveSession.Status.ACTIVE).values_list("pk", "user_id"))
+        for session_id, owner_id in live:
+            log_event(
+                "session_end_requested", session_id=session_id, user_id=owner_id,
+                admin_id=request.user.pk, reason=LiveSession.EndReason.ADMIN_ENDED,
+            )  # fmt: skip
             async_to_sync(control.request_end)(
                 session_id, reason=LiveSession.EndReason.ADMIN_ENDED, message=ADMIN_END_MESSAGE
             )

@@ -15,7 +15,7 @@ from sessions_app.events_log import log_event
 from sessions_app.live.relay import UpstreamUnavailable
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, ErrorCode, ProtocolError
-from sessions_app.ratelimit import ConnectionLimiter, RateLimits, Verdict
+from sessions_app.ratelimit import ConnectionLimiter, MalformedBudget, RateLimits, Verdict
 from sessions_app.services import SessionRefused
 
 REFUSAL_CODES = {
@@ -24,6 +24,7 @@ REFUSAL_CODES = {
 }
 SHUTDOWN_MESSAGE = "The server is restarting. Start again in a moment."
 ADMIN_END_MESSAGE = "An administrator ended this session."
+MALFORMED_MESSAGE = "Closed: the browser kept sending messages the server cannot read."
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def rate_limits_from_settings() -> RateLimits:
         frames_per_s=settings.SHARE_MAX_FRAMES_PER_S,
         texts_per_min=settings.SHARE_MAX_TEXTS_PER_MIN,
         flood_close_s=settings.SHARE_FLOOD_CLOSE_S,
+        malformed_per_min=settings.SHARE_MAX_MALFORMED_PER_MIN,
     )
 
 
@@ -90,7 +92,9 @@ class ShareConsumer(AsyncWebsocketConsumer):
             await self.close(code=CloseCode.UNAUTHENTICATED)
             return
         self.limits = limits_from_settings()
-        self.limiter = ConnectionLimiter(rate_limits_from_settings())
+        rate_limits = rate_limits_from_settings()
+        self.limiter = ConnectionLimiter(rate_limits)
+        self.malformed = MalformedBudget(rate_limits.malformed_per_min)
         await self.send_text(
             protocol.encode(
                 "hello",
@@ -113,6 +117,10 @@ class ShareConsumer(AsyncWebsocketConsumer):
         except ProtocolError as exc:
             if await self.within_rate(None):
                 await self.send_text(protocol.encode_error(exc.code, exc.message))
+                # too_large is refused on size alone, and the page sends one when the
+                # operator raises the frame size: it is not counted as malformed.
+                if exc.code is not ErrorCode.TOO_LARGE and self.malformed.spend():
+                    await self.close_for_malformed(exc.code)
             return
         if not await self.within_rate(message):
             return
@@ -171,6 +179,21 @@ class ShareConsumer(AsyncWebsocketConsumer):
         )
         await self.close(code=CloseCode.RATE_LIMITED)
 
+    async def close_for_malformed(self, last: ErrorCode) -> None:
+        """Malformed messages kept coming: end the session and close with 4400."""
+        log_event(
+            "malformed_closed", session_id=self._session_id(), user_id=self.scope["user"].pk,
+            last_code=last, per_min=self.malformed.per_min, level=logging.WARNING,
+        )  # fmt: skip
+        self.limits = None  # nothing more is read from this socket
+        if self.conversation is not None and not self.conversation.ended:
+            await self.conversation.end(
+                status=LiveSession.Status.ENDED,
+                reason=LiveSession.EndReason.PROTOCOL_ERROR,
+                message=MALFORMED_MESSAGE,
+            )
+        await self.close(code=CloseCode.PROTOCOL_ERROR)
+
     async def dispatch_message(self, message: protocol.ClientMessage) -> None:
         """Route a parsed message to the live session."""
         match message:
@@ -197,11 +220,13 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 browser=self,
             )
         except SessionRefused as exc:
-            log_event("session_refused", user_id=self.scope["user"].pk, reason=exc.end_reason)
+            log_event(
+                "session_refused", session_id=exc.session_id, user_id=self.scope["user"].pk,
+                reason=exc.end_reason,
+            )  # fmt: skip
             await self.send_text(protocol.encode_error(REFUSAL_CODES[exc.end_reason], exc.message))
             return
-        except UpstreamUnavailable as exc:
-            logger.warning("Could not open a Gemini Live session: %s", exc)
+        except UpstreamUnavailable as exc:  # logged as session_error, with the session's ids
             await self.send_text(protocol.encode_error(ErrorCode.UPSTREAM_UNAVAILABLE, str(exc)))
             await self.close(code=CloseCode.UPSTREAM_FAILED)
             return
@@ -223,6 +248,10 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 reason=LiveSession.EndReason.CLIENT_DISCONNECT,
                 notify=False,
             )
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the socket; Daphne (autobahn) refuses anything but a plain int as the code."""
+        await super().close(code=None if code is None else int(code), reason=reason)
 
     # Browser interface used by Conversation.
 
@@ -252,14 +281,13 @@ class ShareConsumer(AsyncWebsocketConsumer):
             return
         if event.get("session_id") != str(conversation.session_id):
             return
-        logger.info(
-            "session_end_requested session=%s reason=%s",
-            conversation.session_id,
-            event.get("reason"),
-        )
         reason = event.get("reason")
         if reason not in LiveSession.EndReason.values:
             reason = LiveSession.EndReason.ADMIN_ENDED
+        log_event(
+            "session_end_received", session_id=conversation.session_id,
+            user_id=conversation.user_id, reason=reason,
+        )  # fmt: skip
         await conversation.end(
             status=LiveSession.Status.ENDED,
             reason=reason,

@@ -157,7 +157,11 @@ class Conversation:
         )
         try:
             await relay.open()
-        except UpstreamUnavailable:
+        except UpstreamUnavailable as exc:
+            log_event(
+                "session_error", session_id=self.session_id, user_id=self.user_id,
+                reason=EndReason.UPSTREAM_UNAVAILABLE, error=str(exc), level=logging.WARNING,
+            )  # fmt: skip
             await self.recorder.finish(
                 status=Status.FAILED, end_reason=EndReason.UPSTREAM_UNAVAILABLE
             )

@@ -30,6 +30,7 @@ class CloseCode(IntEnum):
     """WebSocket close codes the server uses."""
 
     NORMAL = 1000
+    PROTOCOL_ERROR = 4400
     UNAUTHENTICATED = 4401
     UPSTREAM_FAILED = 4502
     RATE_LIMITED = 4429

@@ -3,10 +3,13 @@
 Each kind of input has a token bucket: audio in seconds of sound (about twice real time),
 frames and typed texts in messages, and every message together. A message over its
 limit is dropped; the first drop of a flood gets one ``rate_limited`` warning, and a
-flood that goes on for ``flood_close_s`` closes the connection.
+flood that goes on for ``flood_close_s`` closes the connection. Separately, a connection
+that sends more than ``malformed_per_min`` malformed messages within a minute is closed
+(:class:`MalformedBudget`): a browser speaking the protocol never sends one.
 """
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -55,6 +58,7 @@ class RateLimits:
     texts_per_min: int = 30
     messages_per_s: float = 100.0
     flood_close_s: float = 3.0
+    malformed_per_min: int = 30  # 0: never close for malformed messages
 
 
 class ConnectionLimiter:
@@ -97,3 +101,22 @@ class ConnectionLimiter:
         if now - self._flood_started >= self.limits.flood_close_s:
             return Verdict.CLOSE
         return Verdict.DROP
+
+
+class MalformedBudget:
+    """Counts a connection's malformed messages over the last minute."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, per_min: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_min = per_min
+        self.clock = clock
+        self._times: deque[float] = deque(maxlen=max(per_min, 0) + 1)
+
+    def spend(self) -> bool:
+        """Count one malformed message; True once more than ``per_min`` came within a minute."""
+        if self.per_min <= 0:
+            return False
+        now = self.clock()
+        self._times.append(now)
+        return len(self._times) == self._times.maxlen and now - self._times[0] < self.WINDOW_S

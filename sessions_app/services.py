@@ -67,6 +67,7 @@ class SessionRefused(Exception):
         super().__init__(message)
         self.end_reason = end_reason
         self.message = message
+        self.session_id: uuid.UUID | None = None  # the refused row, once stored
 
 
 def live_session_create(
@@ -119,6 +120,7 @@ def live_session_create(
                 status=LiveSession.Status.FAILED, end_reason=refuse.end_reason, ended_at=now
             )
     if refuse is not None:
+        refuse.session_id = session.pk
         raise refuse
     return session
 

@@ -3,8 +3,10 @@ of Daphne workers, plus a small HTTP client and WebSocket helpers that go throug
 
 deploy/nginx.conf is the file docker-compose.yml mounts into the official nginx image.
 Here it is copied with only the lines marked ``# deploy-test: <what>`` rewritten (worker
-addresses, listen address, static root, access log) and included from a small main
-configuration like the image's own, with every path in a temporary directory.
+addresses, listen address, TLS include, static root, access log) and included from a small
+main configuration like the image's own, with every path in a temporary directory. With
+TLS, deploy/nginx-tls.conf (what docker-compose.tls.yml adds) is copied the same way, with
+a certificate for 127.0.0.1 made by trustme.
 """
 
 import asyncio
@@ -13,6 +15,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -34,11 +37,14 @@ from tests.processes import ROOT, DaphneWorker, free_port, wait_for_http
 
 NGINX = Path("/usr/sbin/nginx")
 SITE_CONF = ROOT / "deploy" / "nginx.conf"
+TLS_CONF = ROOT / "deploy" / "nginx-tls.conf"
 MIME_TYPES = Path("/etc/nginx/mime.types")
 
 MARKER = re.compile(r"#\s*deploy-test:\s*(?P<what>[\w-]+)\s*$")
 # How often each marked line must occur in deploy/nginx.conf ("worker": at least once).
-SINGLE_MARKERS = ("listen", "static", "access-log")
+SINGLE_MARKERS = ("listen", "tls", "static", "access-log")
+# The marked lines of deploy/nginx-tls.conf, once each.
+TLS_MARKERS = ("tls-listen", "certificate", "certificate-key")
 
 
 def need_module(name: str) -> ModuleType:
@@ -56,14 +62,21 @@ def venv_path() -> str:
 
 
 def render_site_config(
-    text: str, *, workers: Sequence[str], listen: str, static_root: Path, access_log: Path
+    text: str,
+    *,
+    workers: Sequence[str],
+    listen: str,
+    tls_dir: Path,
+    static_root: Path,
+    access_log: Path,
 ) -> str:
     """deploy/nginx.conf with its marked lines pointed at this machine.
 
     Every ``worker`` line keeps its parameters (max_fails ...); the first one is repeated
     for each address in ``workers`` and the others are dropped. ``listen``, ``static`` and
-    ``access-log`` lines get the given address and paths. A marker that is missing or
-    repeated is an error: the test must not silently run another configuration.
+    ``access-log`` lines get the given address and paths, the ``tls`` include the same
+    pattern in ``tls_dir``. A marker that is missing or repeated is an error: the test must
+    not silently run another configuration.
     """
     seen: dict[str, int] = {}
     out: list[str] = []
@@ -83,6 +96,11 @@ def render_site_config(
                 out += [f"{indent}server {address}{params['rest']};" for address in workers]
         elif what == "listen":
             out.append(f"{indent}listen {listen};")
+        elif what == "tls":
+            pattern = re.fullmatch(r"\s*include\s+\S+/(?P<glob>[^/;]+);.*", line)
+            if pattern is None:
+                raise ValueError(f"not an include line: {line!r}")
+            out.append(f"{indent}include {tls_dir}/{pattern['glob']};")
         elif what == "static":
             out.append(f"{indent}alias {static_root}/;")
         elif what == "access-log":
@@ -96,6 +114,63 @@ def render_site_config(
     if counts["worker"] < 1 or any(counts[what] != 1 for what in SINGLE_MARKERS):
         raise ValueError(f"{SITE_CONF} must mark its lines for the test once each: {counts}")
     return "\n".join(out) + "\n"
+
+
+def render_tls_config(text: str, *, listen: str, certificate: Path, key: Path) -> str:
+    """deploy/nginx-tls.conf on a local address with a local certificate and key; its
+    ``listen`` keeps its parameters (ssl ...)."""
+    seen: dict[str, int] = {}
+    out: list[str] = []
+    for line in text.splitlines():
+        match = MARKER.search(line)
+        if match is None:
+            out.append(line)
+            continue
+        what = match["what"]
+        seen[what] = seen.get(what, 0) + 1
+        directive = re.fullmatch(r"\s*(?P<name>\w+)\s+\S+(?P<rest>[^;]*);.*", line)
+        if directive is None:
+            raise ValueError(f"not a directive: {line!r}")
+        name, rest = directive["name"], directive["rest"]
+        if what == "tls-listen" and name == "listen":
+            out.append(f"listen {listen}{rest};")
+        elif what == "certificate" and name == "ssl_certificate":
+            out.append(f"ssl_certificate {certificate};")
+        elif what == "certificate-key" and name == "ssl_certificate_key":
+            out.append(f"ssl_certificate_key {key};")
+        else:
+            raise ValueError(f"unexpected marker {what!r} on {line!r} in {TLS_CONF}")
+    counts = {what: seen.get(what, 0) for what in TLS_MARKERS}
+    if set(seen) != set(TLS_MARKERS) or any(count != 1 for count in counts.values()):
+        raise ValueError(f"{TLS_CONF} must mark its lines for the test once each: {seen}")
+    return "\n".join(out) + "\n"
+
+
+@dataclass
+class Certificate:
+    """A CA and a server certificate for 127.0.0.1 and localhost, as PEM files."""
+
+    ca: Path
+    chain: Path
+    key: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> "Certificate":
+        """Make them with trustme in ``directory``."""
+        trustme = need_module("trustme")
+        directory.mkdir(parents=True, exist_ok=True)
+        ca = trustme.CA(organization_name="deploy-test CA")
+        issued = ca.issue_cert("127.0.0.1", "localhost")
+        files = cls(directory / "ca.pem", directory / "fullchain.pem", directory / "privkey.pem")
+        ca.cert_pem.write_to_path(str(files.ca))
+        files.chain.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+        issued.private_key_pem.write_to_path(str(files.key))
+        files.key.chmod(0o600)
+        return files
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this CA."""
+        return ssl.create_default_context(cafile=str(self.ca))
 
 
 def main_config(workdir: Path, site: Path) -> str:
@@ -132,6 +207,10 @@ class Nginx:
     workers: Sequence[DaphneWorker]
     static_root: Path
     port: int = field(default_factory=free_port)
+    # With TLS: deploy/nginx-tls.conf included too, the same server on this port over TLS.
+    tls: bool = False
+    tls_port: int = field(default_factory=free_port)
+    certificate: Certificate | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -145,6 +224,18 @@ class Nginx:
         return f"ws://127.0.0.1:{self.port}/ws/share/"
 
     @property
+    def https_url(self) -> str:
+        """The site's base URL through nginx over TLS (``tls`` only)."""
+        assert self.tls
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def wss_url(self) -> str:
+        """The share WebSocket through nginx over TLS (``tls`` only)."""
+        assert self.tls
+        return f"wss://127.0.0.1:{self.tls_port}/ws/share/"
+
+    @property
     def access_log(self) -> Path:
         """nginx's access log (format "assistant": it names the upstream of each request)."""
         return self.workdir / "access.log"
@@ -152,12 +243,25 @@ class Nginx:
     def write_config(self) -> Path:
         """Write the site and main configuration; the main file's path."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        tls_dir = self.workdir / "tls"
+        tls_dir.mkdir(exist_ok=True)
+        if self.tls:
+            self.certificate = Certificate.create(self.workdir / "certs")
+            (tls_dir / "tls.conf").write_text(
+                render_tls_config(
+                    TLS_CONF.read_text(),
+                    listen=f"127.0.0.1:{self.tls_port}",
+                    certificate=self.certificate.chain,
+                    key=self.certificate.key,
+                )
+            )
         site = self.workdir / "site.conf"
         site.write_text(
             render_site_config(
                 SITE_CONF.read_text(),
                 workers=[f"127.0.0.1:{worker.port}" for worker in self.workers],
                 listen=f"127.0.0.1:{self.port}",
+                tls_dir=tls_dir,
                 static_root=self.static_root,
                 access_log=self.access_log,
             )
@@ -256,6 +360,8 @@ class WebClient:
     cookies: dict[str, str] = field(default_factory=dict)
     # Sent with every request, e.g. forged proxy headers nginx must not pass on as they are.
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # The CAs an https base_url is checked against.
+    ssl_context: ssl.SSLContext | None = None
 
     @property
     def cookie_header(self) -> str:
@@ -273,7 +379,9 @@ class WebClient:
             body = urllib.parse.urlencode(data).encode()
             headers.update({"Origin": self.base_url, "Referer": url})
         request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - local
-        opener = urllib.request.build_opener(_NoRedirect)
+        opener = urllib.request.build_opener(
+            _NoRedirect, urllib.request.HTTPSHandler(context=self.ssl_context)
+        )
         try:
             with opener.open(request, timeout=15) as raw:
                 response = Response(raw.status, raw.headers, raw.read())
@@ -314,12 +422,16 @@ class WebClient:
         return response
 
 
-async def open_share_socket(nginx: Nginx, client: WebClient) -> ClientConnection:
-    """The share WebSocket through nginx, with the browser's cookies and Origin."""
+async def open_share_socket(
+    nginx: Nginx, client: WebClient, *, secure: bool = False
+) -> ClientConnection:
+    """The share WebSocket through nginx, with the browser's cookies and Origin; over TLS
+    (wss://, the page's https:// Origin) when ``secure``."""
     ws = await connect(
-        nginx.ws_url,
-        origin=nginx.url,  # type: ignore[arg-type]
+        nginx.wss_url if secure else nginx.ws_url,
+        origin=nginx.https_url if secure else nginx.url,  # type: ignore[arg-type]
         additional_headers={"Cookie": client.cookie_header},
+        ssl=client.ssl_context if secure else None,
     )
     hello = await expect(ws, "hello")
     assert hello["voices"]

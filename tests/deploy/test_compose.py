@@ -9,6 +9,7 @@ test_nginx_deploy.py.
 """
 
 import copy
+import fnmatch
 import json
 import re
 import secrets
@@ -20,10 +21,11 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from tests.deploy.stack import SITE_CONF, need_module, venv_path
+from tests.deploy.stack import SITE_CONF, TLS_CONF, need_module, venv_path
 from tests.processes import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
+TLS_OVERRIDE = ROOT / "docker-compose.tls.yml"
 SCHEMA = ROOT / "deploy" / "compose-spec.schema.json"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -112,6 +114,55 @@ def test_the_compose_file_follows_the_compose_specification(compose: dict[str, A
     assert len(list(validator.iter_errors(broken))) >= 2
 
 
+def compose_validator() -> Any:
+    """A validator for the Compose Specification's JSON schema."""
+    jsonschema = need_module("jsonschema")
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+
+
+def test_the_tls_override_gives_nginx_the_certificate_and_port_443(
+    compose: dict[str, Any],
+) -> None:
+    yaml = need_module("yaml")
+    override = yaml.safe_load(TLS_OVERRIDE.read_text())
+    validator = compose_validator()
+    assert [error.message for error in validator.iter_errors(override)] == []
+    assert set(override) == {"services"}
+    assert set(override["services"]) == {"nginx"}
+    nginx = override["services"]["nginx"]
+    assert set(nginx) == {"ports", "volumes"}
+    assert nginx["ports"] == ["443:443"]
+    tls_text = TLS_CONF.read_text()
+    assert re.search(r"^listen 443 ssl;", tls_text, re.M)
+    mounts = [volume.split(":") for volume in nginx["volumes"]]
+    assert all(len(mount) == 3 and mount[2] == "ro" for mount in mounts), mounts
+    # deploy/nginx-tls.conf lands where deploy/nginx.conf's server block includes from ...
+    include = re.search(
+        r"^\s*include\s+(\S+);\s*#\s*deploy-test:\s*tls$", SITE_CONF.read_text(), re.M
+    )
+    assert include is not None
+    snippet = [target for source, target, _ in mounts if source == "./deploy/nginx-tls.conf"]
+    assert len(snippet) == 1
+    assert fnmatch.fnmatch(snippet[0], include[1])
+    # ... the base file mounts nothing else there ...
+    base_targets = [volume.split(":")[1] for volume in services(compose)["nginx"]["volumes"]]
+    assert not [target for target in base_targets if fnmatch.fnmatch(target, include[1])]
+    # ... and the certificate and key it names are in the read-only certs mount.
+    paths = re.findall(r"^ssl_certificate(?:_key)?\s+(\S+);", tls_text, re.M)
+    assert len(paths) == 2
+    certs = {target: source for source, target, _ in mounts if source != "./deploy/nginx-tls.conf"}
+    assert {str(Path(path).parent) for path in paths} == set(certs)
+    assert list(certs.values()) == ["./certs"]
+    # The key never goes into git or into the image's build context.
+    assert "/certs/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert "certs" in (ROOT / ".dockerignore").read_text().splitlines()
+    # Merged into the base file as compose does (lists appended), still valid.
+    merged = copy.deepcopy(compose)
+    merged["services"]["nginx"]["ports"] += nginx["ports"]
+    merged["services"]["nginx"]["volumes"] += nginx["volumes"]
+    assert [error.message for error in validator.iter_errors(merged)] == []
+
+
 def test_nginx_sends_to_every_web_worker_on_the_port_it_listens_on(
     compose: dict[str, Any],
 ) -> None:
@@ -180,6 +231,34 @@ def test_every_service_has_a_health_check(compose: dict[str, Any]) -> None:
     healthcheck_sh = (ROOT / "deploy" / "healthcheck.sh").read_text()
     assert "/healthz" in healthcheck_sh
     assert "urllib.request" in healthcheck_sh
+
+
+def env_files(service: dict[str, Any]) -> list[str]:
+    """The paths of a service's env_file (a string, a list of strings or of {path: ...})."""
+    value = service.get("env_file") or []
+    entries = [value] if isinstance(value, str | dict) else list(value)
+    return [entry["path"] if isinstance(entry, dict) else entry for entry in entries]
+
+
+def test_the_services_that_run_the_site_read_the_env_file(compose: dict[str, Any]) -> None:
+    all_services = services(compose)
+    app = {name for name, service in all_services.items() if service.get("image") == APP_IMAGE}
+    assert app == web_workers(compose) | {"migrate"}
+    assert len(web_workers(compose)) >= 2
+    for name in sorted(app):
+        # .env, required: a missing file stops `docker compose up` instead of starting the
+        # site without its secret key and host names.
+        assert env_files(all_services[name]) == [".env"], name
+        entry = all_services[name]["env_file"]
+        assert not (isinstance(entry, dict) and entry.get("required") is False), name
+        # compose's own values (database, Redis, proxy count) come on top of .env's.
+        environment = all_services[name]["environment"]
+        assert environment["DATABASE_URL"].startswith("postgres://"), name
+        assert environment["REDIS_URL"] == "redis://redis:6379/0", name
+    # The other services get only what they need, not the site's secrets.
+    for name in sorted(set(all_services) - app):
+        assert env_files(all_services[name]) == [], name
+    assert (ROOT / ".gitignore").read_text().splitlines().count(".env") == 1
 
 
 def test_the_web_image_runs_as_an_unprivileged_user(compose: dict[str, Any]) -> None:
@@ -302,3 +381,36 @@ def test_env_example_values_pass_the_deployment_checks(uncomment: bool, tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_placeholder_secret_key_of_env_example_stops_start_up(tmp_path: Path) -> None:
+    shipped = {entry.name: entry for entry in env_example()}["DJANGO_SECRET_KEY"]
+    assert not shipped.commented
+    env = {
+        **env_from_example(uncomment=False),
+        "DJANGO_SECRET_KEY": shipped.value,
+        "PATH": venv_path(),
+        "HOME": str(tmp_path),
+    }
+    refused = subprocess.run(
+        ["python", "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "DJANGO_SECRET_KEY is still the placeholder from .env.example" in refused.stderr
+    # Development mode (make run never reads .env) is not refused.
+    debug = subprocess.run(
+        ["python", "manage.py", "check"],
+        cwd=ROOT,
+        env={**env, "DJANGO_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert debug.returncode == 0, debug.stdout + debug.stderr

@@ -8,18 +8,22 @@ read from the logs (nginx's access log names the upstream; Daphne logs each WebS
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
 from axes.models import AccessLog
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.utils.html import escape
 
 from sessions_app.models import LiveSession, TranscriptEntry
 from tests.deploy.stack import (
+    SITE_CONF,
     Nginx,
     WebClient,
     expect,
@@ -223,6 +227,90 @@ async def test_stopping_one_worker_keeps_the_site_up_and_stores_its_session(
     assert any(f"upstream={address(holder)}, {address(survivor)} " in line for line in after_stop)
     statuses = [line.split('" ', 1)[1].split()[0] for line in after_stop]
     assert set(statuses) <= {"200", "101"}, statuses
+
+
+async def test_tls_in_nginx_as_docker_compose_tls_yml_sets_it_up(
+    tls_nginx: Nginx, workers: list[DaphneWorker], user: Any
+) -> None:
+    assert tls_nginx.certificate is not None
+    context = tls_nginx.certificate.client_context()
+    alice = WebClient(tls_nginx.https_url, ssl_context=context)
+    page = await asyncio.to_thread(alice.get, "/accounts/login/")
+    assert page.status == 200
+    # Django saw X-Forwarded-Proto: https, so the request counts as secure: HSTS is sent,
+    # and the share page's policy names the wss:// address.
+    assert page.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    await asyncio.to_thread(alice.login, *ALICE)  # CSRF checks the https:// Origin
+    share = await asyncio.to_thread(alice.get, "/")
+    assert share.status == 200
+    policy = share.headers["Content-Security-Policy"]
+    assert f"connect-src 'self' wss://127.0.0.1:{tls_nginx.tls_port}" in policy
+
+    # A live session over wss:// through nginx.
+    ws = await open_share_socket(tls_nginx, alice, secure=True)
+    session_id = await start_live(ws)
+    await say(ws, "hello over TLS")
+    await ws.send(json.dumps({"type": "stop"}))
+    await expect(ws, "status", state="ended", reason="client_stop")
+    await ws.close()
+    session, lines = await stored(session_id)
+    assert (session.status, session.end_reason) == ("ended", "client_stop")
+    assert lines[0] == ("user", "typed", "hello over TLS")
+
+    # The same server on the plain-HTTP port: Django sees http there.
+    plain = await asyncio.to_thread(WebClient(tls_nginx.url).get, "/accounts/login/")
+    assert plain.status == 200
+    assert "Strict-Transport-Security" not in plain.headers
+    assert (
+        f"connect-src 'self' ws://127.0.0.1:{tls_nginx.port}"
+        in plain.headers["Content-Security-Policy"]
+    )
+
+
+def body_limit() -> int:
+    """deploy/nginx.conf's client_max_body_size, in bytes."""
+    found = re.findall(r"^\s*client_max_body_size\s+(\d+)([kKmM]?);", SITE_CONF.read_text(), re.M)
+    assert len(found) == 1, found
+    number, unit = found[0]
+    return int(number) * {"": 1, "k": 1024, "m": 1024 * 1024}[unit.lower()]
+
+
+def login_form(token: str, size: int) -> dict[str, str]:
+    """Alice's log-in form, padded with an extra field to exactly ``size`` bytes."""
+    form = {"csrfmiddlewaretoken": token, "username": ALICE[0], "password": ALICE[1], "pad": ""}
+    form["pad"] = "x" * (size - len(urllib.parse.urlencode(form)))
+    assert len(urllib.parse.urlencode(form)) == size
+    return form
+
+
+async def test_nginx_refuses_request_bodies_over_its_limit(nginx: Nginx, user: Any) -> None:
+    limit = body_limit()
+    # Below what Django would buffer itself (so the oversized body never reaches a
+    # worker), and room for the admin's forms.
+    assert 64 * 1024 <= limit < settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    browser = WebClient(nginx.url)
+    page = await asyncio.to_thread(browser.get, "/accounts/login/")
+    token = browser.form_token(page.text)
+
+    # One byte over: nginx answers 413 itself, without asking a worker.
+    logged = len(nginx.access_lines())
+    refused = await asyncio.to_thread(
+        browser.request, "/accounts/login/", login_form(token, limit + 1)
+    )
+    assert refused.status == 413, refused.text[:500]
+    assert "Request Entity Too Large" in refused.text
+    assert "sessionid" not in browser.cookies
+    assert await asyncio.to_thread(nginx.upstream_of, "POST /accounts/login/", logged) == "-"
+
+    # Exactly the limit: passed on, and the worker logs Alice in.
+    logged = len(nginx.access_lines())
+    accepted = await asyncio.to_thread(
+        browser.request, "/accounts/login/", login_form(token, limit)
+    )
+    assert accepted.status == 302, accepted.text[:500]
+    assert "sessionid" in browser.cookies
+    served_by = await asyncio.to_thread(nginx.upstream_of, "POST /accounts/login/", logged)
+    assert served_by.startswith("127.0.0.1:")
 
 
 def run_healthcheck(port: int, allowed_hosts: str) -> subprocess.CompletedProcess[str]:

@@ -6,8 +6,11 @@ a socket of its own, its close code). Meanwhile another user on the same worker 
 the model and must notice nothing. Afterwards the database holds both transcripts intact:
 the good typed texts, in order, and nothing from the corpus.
 
-The worker's rate limits are raised far above the corpus's pace, so that only validation
-is tested here (tests/integration/test_floods.py tests the limits).
+The worker's rate limits, and its budget of malformed messages a minute (the corpus sends
+well over a hundred, each with a malformed sentinel), are raised far above the corpus's
+pace, so that only validation is tested here (tests/integration/test_floods.py tests the
+rate limits, tests/integration/test_malformed_close.py the budget). Every message the
+sockets receive is scanned for the API key.
 """
 
 import asyncio
@@ -28,6 +31,7 @@ from sessions_app.live.emulator import Behaviour, ThreadedStandIn
 from sessions_app.models import LiveSession, TranscriptEntry
 from sessions_app.protocol import Kind
 from tests.conftest import TEST_API_KEY, login_cookie
+from tests.leaks import SCANNER
 from tests.processes import DaphneWorker, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -315,6 +319,7 @@ class Socket:
         async with asyncio.timeout(timeout):
             while True:
                 raw = await self.ws.recv()
+                SCANNER.scan("ws", raw)
                 if isinstance(raw, bytes):
                     assert raw[:1] == bytes([Kind.AUDIO])
                     continue
@@ -350,7 +355,7 @@ class Socket:
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    await self.ws.recv()
+                    SCANNER.scan("ws", await self.ws.recv())
         except ConnectionClosed:
             return self.ws.close_code  # 1006 when the TCP connection ended with no close frame
 
@@ -454,6 +459,7 @@ def worker(upstream: ThreadedStandIn, tmp_path: Path) -> Iterator[DaphneWorker]:
         SHARE_MAX_TEXTS_PER_MIN="1000",
         SHARE_MAX_FRAMES_PER_S="1000",
         SHARE_AUDIO_RATE_FACTOR="1000",
+        SHARE_MAX_MALFORMED_PER_MIN="100000",
     )
     process = DaphneWorker("corpus", env, tmp_path / "daphne-corpus.log")
     try:
@@ -482,6 +488,7 @@ async def test_every_malformed_message_gets_its_code_and_nobody_else_notices(
 ) -> None:
     cookie = await database_sync_to_async(login_cookie)(user)
     other_cookie = await database_sync_to_async(login_cookie)(other_user)
+    scanned_before, leaks_before = SCANNER.checked["ws"], len(SCANNER.leaks)
 
     bystander = await Socket.open(worker, other_cookie)
     bystander_session = await bystander.start()
@@ -523,6 +530,11 @@ async def test_every_malformed_message_gets_its_code_and_nobody_else_notices(
         session = await ended(session_id)
         assert (session.status, session.end_reason) == ("ended", "client_disconnect")
     assert close_codes == {c.name: c.close_code for c in CLOSE_CASES}
+
+    # Every message the sockets received was scanned for the API key, and held none.
+    received = len(corpus.messages) + len(bystander.messages)
+    assert SCANNER.checked["ws"] - scanned_before >= received
+    assert SCANNER.leaks[leaks_before:] == []
 
     # The model received the good messages of the corpus, and only those.
     [model_side] = [c for c in upstream.connections if c.texts[:1] == GOOD_TEXTS[:1]]

@@ -1,6 +1,12 @@
 """The per-connection rate limiter, on a fake clock."""
 
-from sessions_app.ratelimit import ConnectionLimiter, RateLimits, TokenBucket, Verdict
+from sessions_app.ratelimit import (
+    ConnectionLimiter,
+    MalformedBudget,
+    RateLimits,
+    TokenBucket,
+    Verdict,
+)
 
 
 class Clock:
@@ -71,3 +77,25 @@ def test_texts_per_minute() -> None:
         accepted += limiter.check("text") is Verdict.ACCEPT
         clock.now += 1.0
     assert 60 <= accepted <= 66  # 30 a minute, plus the initial burst of 5
+
+
+def test_malformed_messages_close_past_the_budget_of_a_minute() -> None:
+    clock = Clock()
+    budget = MalformedBudget(per_min=5, clock=clock)
+    assert [budget.spend() for _ in range(5)] == [False] * 5
+    assert budget.spend()  # the sixth within a minute
+
+
+def test_the_malformed_budget_is_a_sliding_minute() -> None:
+    clock = Clock()
+    budget = MalformedBudget(per_min=3, clock=clock)
+    for _ in range(30):  # one every 20 s: three in any minute, never more
+        assert not budget.spend()
+        clock.now += 20.0
+    clock.now -= 19.0  # a fourth one within a minute of the last three
+    assert budget.spend()
+
+
+def test_a_malformed_budget_of_zero_never_closes() -> None:
+    budget = MalformedBudget(per_min=0, clock=Clock())
+    assert not any(budget.spend() for _ in range(1000))
