@@ -91,6 +91,22 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+# PostgreSQL: a pool of connections per worker process (Django 5.1+, psycopg_pool). Every
+# database_sync_to_async call of a live session used to open and close a connection; at
+# 100 sessions on one worker that was the largest cost after the media itself
+# (docs/benchmarks.md). DJANGO_DB_POOL_MAX bounds the connections one worker holds.
+DB_POOL_MAX = env.int("DJANGO_DB_POOL_MAX", default=8)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX > 0:
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured(
+            "DJANGO_CONN_MAX_AGE must be 0 while the PostgreSQL pool is on"
+            " (DJANGO_DB_POOL_MAX=0 turns the pool off)."
+        )
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX,
+        "timeout": 10,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     (BASE_DIR / "var").mkdir(exist_ok=True)
     # A file, not memory, so that a test's Daphne subprocess shares the test database.
@@ -227,6 +243,9 @@ GEMINI_VOICES = env.list(
 )
 GEMINI_DEFAULT_VOICE = env.str("GEMINI_DEFAULT_VOICE", default="Puck")
 GEMINI_CONNECT_TIMEOUT_S = env.float("GEMINI_CONNECT_TIMEOUT_S", default=15.0)
+# permessage-deflate on the model connection. Off: media goes up as base64 JSON, which
+# deflate shrinks by about a fifth at a high CPU cost per message (see docs/benchmarks.md).
+GEMINI_WS_COMPRESSION = env.bool("GEMINI_WS_COMPRESSION", default=False)
 # Sliding-window context compression lifts the ~2 min audio+video session limit. Token
 # thresholds left empty use the service's defaults.
 GEMINI_CONTEXT_COMPRESSION = env.bool("GEMINI_CONTEXT_COMPRESSION", default=True)

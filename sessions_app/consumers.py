@@ -84,6 +84,21 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 )
             raise
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Dispatch a message; media frames skip Channels' per-message connection clean-up.
+
+        AsyncConsumer.dispatch runs ``close_old_connections`` through the single
+        thread-sensitive sync thread before every handler. For a socket carrying ten audio
+        chunks and a frame a second, that queued each one behind every database write of
+        every session on the worker (hundreds of ms at 50 sessions, docs/benchmarks.md).
+        This consumer touches the database only through ``database_sync_to_async``, which
+        closes old connections around each call itself, so nothing is lost by skipping it.
+        """
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
     async def connect(self) -> None:
         """Accept logged-in, active users only; others get a close code, not a session."""
         await self.accept()

@@ -58,14 +58,20 @@ def build_client(endpoint: Endpoint) -> genai.Client:
     http_options = types.HttpOptions(api_version=endpoint.api_version)
     if endpoint.base_url:
         http_options.base_url = endpoint.base_url
+    # Passed on to websockets' connect() for the Live connection: deflating base64 media
+    # costs more CPU than the bytes it saves are worth (GEMINI_WS_COMPRESSION).
+    client_args: dict[str, object] = {}
+    if not settings.GEMINI_WS_COMPRESSION:
+        client_args["compression"] = None
     if endpoint.ca_bundle:
         try:
-            context = ssl.create_default_context(cafile=endpoint.ca_bundle)
+            client_args["ssl"] = ssl.create_default_context(cafile=endpoint.ca_bundle)
         except (OSError, ssl.SSLError) as exc:
             raise ImproperlyConfigured(
                 f"GEMINI_CA_BUNDLE {endpoint.ca_bundle!r} cannot be loaded: {exc}"
             ) from exc
-        http_options.async_client_args = {"ssl": context}
+    if client_args:
+        http_options.async_client_args = client_args
     return genai.Client(api_key=endpoint.api_key, http_options=http_options)
 
 
