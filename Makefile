@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test deploy-test lint install browsers nginx migrate clean
+.PHONY: run test deploy-test bench lint install browsers nginx migrate clean
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ deploy-test: export DJANGO_ALLOWED_HOSTS ?= testserver,localhost,127.0.0.1
 deploy-test: $(STAMP) nginx
 	@export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')}"; \
 	$(PY) -m pytest tests/deploy $(PYTEST_ARGS)
+
+## bench: the benchmarks (bench/run.py): (a) the SDK direct, (b) a bare relay, (c) the site
+## with one worker, then two behind nginx on Redis and PostgreSQL; writes docs/benchmarks.md
+bench: $(STAMP) nginx
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

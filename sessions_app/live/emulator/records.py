@@ -37,6 +37,13 @@ class Behaviour:
     ``save_note`` instead of replying: ``"note: Title | body"`` (without ``|``, the text
     is both, the title cut to 60 characters). Every response to a call the model
     made (this way or with ``StandIn.call_tool``) gets a short reply turn that quotes it.
+
+    Benchmarks (:mod:`sessions_app.live.emulator.probe`): ``analyse_audio=False`` skips
+    the voice-activity detector (no replies to audio). ``bench_talk_s`` > 0 makes the
+    model speak stamped silence once the connection's first stamped input arrives: bursts
+    of that length, ``bench_silence_s`` apart, each with output transcription and ending
+    in turnComplete, until the text ``bench:end`` (answered with ``bench-end``), or the
+    end of the burst playing when goAway is sent.
     """
 
     speech_gap_s: float = 0.4
@@ -56,6 +63,9 @@ class Behaviour:
     go_away_after_s: float | None = None
     go_away_time_left_s: float = 1.0
     note_trigger: str | None = "note:"
+    analyse_audio: bool = True
+    bench_talk_s: float = 0.0
+    bench_silence_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from sessions_app.live.emulator.probe import Probe
 from sessions_app.live.emulator.records import Behaviour, Connection, ModelContext
 from sessions_app.live.emulator.session import LiveConnectionHandler
 from sessions_app.live.emulator.tls import TlsFiles, ensure_tls_files
@@ -105,6 +106,7 @@ class StandIn:
         self.listeners: list[Callable[[], None]] = []
         self.resumption_handles: dict[str, ModelContext] = {}
         self.pending_tool_calls: dict[str, str] = {}
+        self.probe = Probe()
         self._call_ids = 0
         self._port = port
         self._cert_hosts = tuple(cert_hosts)
@@ -304,7 +306,7 @@ class StandIn:
         """Whether ``size`` more bytes of media may be kept for ``record``."""
         limit = self.record_limit_bytes
         if limit is not None and record.recorded_bytes + size > limit:
-            if not record.truncated:
+            if not record.truncated and limit > 0:
                 logger.warning("Connection #%s: record limit reached, media not kept", record.index)
             record.truncated = True
             return False

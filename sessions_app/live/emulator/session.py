@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from sessions_app.live.emulator import media
+from sessions_app.live.emulator import media, probe
 from sessions_app.live.emulator.records import Behaviour, Connection, ModelContext, camelize
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ _WORD_BOUNDARY = re.compile(r"(?<=\s)(?=\S)")
 
 
 class HandlerHost(Protocol):
+    probe: probe.Probe
     """What a connection handler needs from its server (``StandIn`` provides it)."""
 
     behaviour: Behaviour
@@ -146,6 +147,8 @@ class LiveConnectionHandler:
         self._turns_done = 0
         self._abort_after: int | None = None
         self._ended = False
+        self._bench_stream: asyncio.Task[None] | None = None
+        self._bench_stop = asyncio.Event()
 
     async def run(self) -> None:
         """Receive until the client leaves; a refusal (say invalid input) closes with its code."""
@@ -166,9 +169,10 @@ class LiveConnectionHandler:
         for handle in [self._timer, *self._schedule]:
             if handle is not None:
                 handle.cancel()
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.wait({self._worker})
+        for task in (self._worker, self._bench_stream):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait({task})
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send one server message outside any turn."""
@@ -188,6 +192,8 @@ class LiveConnectionHandler:
         """Send ``goAway``; with ``close``, close with 1000 once ``time_left`` has passed."""
         await self.send({"goAway": {"timeLeft": duration_json(time_left)}})
         self.record.go_away_at = _now()
+        self._standin.probe.go_aways.append((self.record.index, probe.now_ns()))
+        self._bench_stop.set()  # the model finishes the burst it is speaking, then stops
         logger.info("Connection #%s: goAway, %s s left", self.record.index, time_left)
         if close:
             self._later(time_left, self._close_at_end_of_life)
@@ -374,8 +380,19 @@ class LiveConnectionHandler:
 
     def _heard(self, text: str) -> None:
         """Record a user text and add it to the session's context."""
+        self._arrived("text", probe.read_text_stamp(text))
         self.record.texts.append(text)
         self._texts.append(text)
+
+    def _arrived(self, kind: str, found: tuple[int, int, int] | None) -> None:
+        """Time a stamped payload; the first one starts the benchmark's model speech."""
+        if found is None:
+            return
+        self._standin.probe.arrived(kind, found, self.record.index)
+        if self._bench_stream is None and self._standin.behaviour.bench_talk_s > 0:
+            self._bench_stream = asyncio.create_task(
+                self._stream_bench_speech(found[0]), name=f"standin-bench-{self.record.index}"
+            )
 
     def _on_tool_response(self, body: dict[str, Any]) -> None:
         """Record each function response; one to a pending call of ours gets a reply turn."""
@@ -408,17 +425,21 @@ class LiveConnectionHandler:
 
     def _on_frame(self, mime: str, data: bytes) -> None:
         """Count one video frame and remember its size."""
+        self._arrived("frame", probe.read_stamp(data))
         self._keep(self.record.frames, (mime, data), len(data))
         self._frame_count += 1
         self._frame_size = media.image_dimensions(data)
 
     def _on_audio(self, mime: str, data: bytes) -> None:
         """Record a chunk and run a simple energy voice-activity detector over it."""
+        self._arrived("audio", probe.read_stamp(data))
         self._keep(self.record.audio, (mime, data), len(data))
         rate = media.sample_rate(mime)
         seconds = media.pcm16_duration(data, rate)
         self._audio_s += seconds
         behaviour = self._standin.behaviour
+        if not behaviour.analyse_audio:
+            return
         loud = media.pcm16_rms(data) >= behaviour.silence_rms
         utterance = self._utterance
         if utterance is None:
@@ -469,12 +490,56 @@ class LiveConnectionHandler:
 
     def _reply_to_text(self, text: str) -> None:
         """Queue the reply to a user text: a save_note call if it asks for one."""
+        if text.strip() == probe.END_TEXT:
+            self._spawn(self._end_bench())
+            return
         note = _note_args(text, self._standin.behaviour.note_trigger)
         if note is not None:
             call = {"name": "save_note", "args": note}
             self._turns.put_nowait(_Turn("", "TEXT", tool_call=call))
             return
         self._turns.put_nowait(_Turn(f'You said: "{text}". {self._summary()}', "TEXT"))
+
+    async def _end_bench(self) -> None:
+        """Stop the benchmark speech, then say ``bench-end``: nothing stamped comes after it."""
+        self._bench_stop.set()
+        if self._bench_stream is not None:
+            await asyncio.wait({self._bench_stream})
+        self._turns.put_nowait(_Turn(probe.END_REPLY, "TEXT"))
+
+    async def _stream_bench_speech(self, tag: int) -> None:
+        """Speak stamped silence in real time, in bursts that end with turnComplete."""
+        behaviour = self._standin.behaviour
+        chunk_s = behaviour.audio_chunk_s
+        silence = bytes(max(probe.STAMP.size, 2 * round(chunk_s * OUTPUT_RATE)))
+        per_burst = max(1, round(behaviour.bench_talk_s / chunk_s))
+        loop = asyncio.get_running_loop()
+        sent = self._standin.probe.sent_down
+        seq, due = 0, loop.time()
+        with contextlib.suppress(ConnectionClosed):
+            while not self._bench_stop.is_set():
+                for _ in range(per_burst):
+                    pcm = probe.stamp_pcm(silence, tag, seq)
+                    blob = {"mimeType": OUTPUT_MIME, "data": media.b64encode(pcm)}
+                    message = _content(
+                        modelTurn={"parts": [{"inlineData": blob}]},
+                        outputTranscription={"text": "la "},
+                    )
+                    async with self._send_lock:
+                        await self._send_unlocked(message)
+                    sent[tag] += 1
+                    seq += 1
+                    due += chunk_s
+                    await asyncio.sleep(max(0.0, due - loop.time()))
+                usage = self._usage(_Turn("", "AUDIO"))
+                await self.send({"serverContent": {"turnComplete": True}, "usageMetadata": usage})
+                self._turns_done += 1
+                update = self._resumption_update()
+                if update is not None:
+                    await self.send(update)
+                due += behaviour.bench_silence_s
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._bench_stop.wait(), max(0.0, due - loop.time()))
 
     def _summary(self) -> str:
         """What this connection has received so far, as the replies state it."""

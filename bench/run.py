@@ -1,0 +1,577 @@
+"""`make bench`: relay latency, loss, CPU and memory against the floor and a bare relay.
+
+One stand-in process serves every configuration of one run:
+
+- ``direct``: the generator's sessions use the google-genai SDK with no relay (the floor);
+- ``bare``: the minimal websockets relay of bench/bare_relay.py;
+- ``site``: the product, one Daphne worker (Channels consumer, persistence);
+- ``site2``: the product, two Daphne workers behind nginx (deploy/nginx.conf) on the
+  Redis channel layer and PostgreSQL.
+
+For each number of concurrent sessions, every session streams for ``--seconds`` (audio
+in real time, a frame a second, a text now and then) while the stand-in speaks half of
+the time; then the figures are taken. A goAway scenario times the hand-over. Results go
+to a JSON file, and :mod:`bench.report` writes docs/benchmarks.md with plots.
+
+    python -m bench.run --sessions 1,10,50,100,200 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import loadgen
+from bench.standin_proc import Report, StandInProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
+PASSWORD = "bench-password-" + "x" * 8
+OPEN_CONCURRENCY = 25
+SAMPLE_S = 0.25
+CONFIGS = ("direct", "bare", "site", "site2")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentiles(values_ns: Sequence[int]) -> dict[str, float | None]:
+    """p50, p95, p99, max and mean in ms."""
+    if not values_ns:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    ordered = sorted(values_ns)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] / 1e6
+
+    return {
+        "p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1] / 1e6,
+        "mean": sum(ordered) / len(ordered) / 1e6,
+    }  # fmt: skip
+
+
+@dataclass
+class LevelResult:
+    """The figures of one configuration at one number of sessions."""
+
+    config: str
+    sessions: int
+    seconds: float
+    opened: int = 0
+    up_ms: dict[str, float | None] = field(default_factory=dict)
+    up_by_kind_ms: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    down_ms: dict[str, float | None] = field(default_factory=dict)
+    up_sent: int = 0
+    up_lost: int = 0
+    up_duplicates: int = 0
+    down_sent: int = 0
+    down_lost: int = 0
+    worker_cpu_pct: float | None = None
+    worker_peak_rss_mb: float | None = None
+    worker_base_rss_mb: float | None = None
+    mem_per_session_mb: float | None = None
+    standin_cpu_pct: float = 0.0
+    generator_cpu_pct: float = 0.0
+    start_ms: dict[str, float | None] = field(default_factory=dict)
+    wire_binary_per_min: float = 0.0
+    wire_base64_per_min: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    switch_ms: dict[str, float | None] | None = None
+
+
+class Sampler:
+    """CPU times and peak RSS of some processes while a load runs."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.procs = [psutil.Process(pid) for pid in pids]
+        self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+        self._cpu0: list[float] = []
+        self._t0 = 0.0
+
+    def rss(self) -> int:
+        return sum(proc.memory_info().rss for proc in self.procs)
+
+    def start(self) -> None:
+        self._cpu0 = [self._cpu(proc) for proc in self.procs]
+        self._t0 = time.monotonic()
+        self.peak = self.rss()
+        self._task = asyncio.create_task(self._sample())
+
+    async def stop(self) -> list[float]:
+        """CPU % of each process over the run."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.peak = max(self.peak, self.rss())
+        wall = time.monotonic() - self._t0
+        return [
+            100 * (self._cpu(proc) - before) / wall
+            for proc, before in zip(self.procs, self._cpu0, strict=True)
+        ]
+
+    async def _sample(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_S)
+            self.peak = max(self.peak, self.rss())
+
+    @staticmethod
+    def _cpu(proc: psutil.Process) -> float:
+        times = proc.cpu_times()
+        return float(times.user + times.system)
+
+
+class Target:
+    """One configuration under test."""
+
+    name = ""
+
+    def __init__(self, standin: StandInProcess, workdir: Path) -> None:
+        self.standin, self.workdir = standin, workdir
+        self.idle_rss: int | None = None
+
+    def setup(self, users: int) -> None:
+        """Start what the configuration needs for up to ``users`` sessions."""
+
+    def transport(self, index: int) -> loadgen.Transport:
+        raise NotImplementedError
+
+    @property
+    def pids(self) -> list[int]:
+        """The relay's processes (none for direct)."""
+        return []
+
+    def teardown(self) -> None:
+        """Stop what setup started."""
+
+
+class DirectTarget(Target):
+    name = "direct"
+
+    def transport(self, index: int) -> loadgen.Transport:
+        return loadgen.DirectTransport(self.standin.base_url, self.standin.ssl_context(), MODEL)
+
+
+class BareTarget(Target):
+    name = "bare"
+
+    def setup(self, users: int) -> None:
+        self.port = free_port()
+        self.log = (self.workdir / "bare-relay.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare_relay", "--port", str(self.port),
+             "--base-url", self.standin.base_url, "--ca", self.standin.ca_path],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode()
+        if "listening" not in line:
+            raise RuntimeError(f"the bare relay did not start: {line!r}")
+
+    def transport(self, index: int) -> loadgen.Transport:
+        return loadgen.SocketTransport(f"ws://127.0.0.1:{self.port}/")
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.process.pid]
+
+    def teardown(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def postgres_url() -> str | None:
+    """A fresh benchmark database on the machine's PostgreSQL, if it answers."""
+    base = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+    try:
+        import psycopg
+
+        with psycopg.connect(f"{base}/postgres", autocommit=True, connect_timeout=3) as conn:
+            conn.execute("DROP DATABASE IF EXISTS bench_assistant WITH (FORCE)")
+            conn.execute("CREATE DATABASE bench_assistant")
+    except Exception:  # noqa: BLE001 - no PostgreSQL: the caller falls back or skips
+        return None
+    return f"{base}/bench_assistant"
+
+
+def redis_url() -> str | None:
+    """The machine's Redis, if it answers."""
+    url = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            if not sock.recv(16).startswith(b"+PONG"):
+                return None
+    except OSError:
+        return None
+    return url
+
+
+class SiteTarget(Target):
+    """The product: Daphne workers (behind nginx when more than one)."""
+
+    def __init__(
+        self, standin: StandInProcess, workdir: Path, *, workers: int,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(standin, workdir / f"site{workers}")
+        self.extra_env = extra_env or {}
+        self.name = "site" if workers == 1 else f"site{workers}"
+        self.worker_count = workers
+        self.workers: list[Any] = []
+        self.nginx: Any = None
+        self.cookies: list[str] = []
+
+    def env(self) -> dict[str, str]:
+        database = postgres_url()
+        if database is None:
+            if self.worker_count > 1:
+                raise RuntimeError("two workers need PostgreSQL (BENCH_POSTGRES)")
+            database = f"sqlite:///{self.workdir / 'bench.sqlite3'}"
+        env = {
+            key: value for key, value in os.environ.items()
+            if not key.startswith(("DJANGO_", "GEMINI_", "SHARE_", "DATABASE_URL", "REDIS_URL"))
+        }  # fmt: skip
+        env.update(
+            DJANGO_DEBUG="0", DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost", DJANGO_SSL_REDIRECT="0",
+            DJANGO_SECURE_COOKIES="0", DJANGO_HSTS_SECONDS="0", DATABASE_URL=database,
+            GEMINI_API_KEY="bench-" + secrets.token_hex(8), GEMINI_MODEL=MODEL,
+            GEMINI_API_BASE_URL=self.standin.base_url, GEMINI_CA_BUNDLE=self.standin.ca_path,
+            SHARE_MAX_SESSIONS_PER_WORKER="0", PYTHONUNBUFFERED="1",
+        )  # fmt: skip
+        if self.worker_count > 1:
+            redis = redis_url()
+            if redis is None:
+                raise RuntimeError("two workers need Redis (BENCH_REDIS)")
+            env.update(
+                REDIS_URL=redis, CHANNELS_PREFIX=f"bench-{secrets.token_hex(4)}",
+                DJANGO_TRUSTED_PROXY_COUNT="1",
+            )  # fmt: skip
+        env.update(self.extra_env)
+        return env
+
+    def setup(self, users: int) -> None:
+        from tests.processes import DaphneWorker
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = self.env()
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+        create = (
+            "from django.contrib.auth import get_user_model;"
+            "from django.contrib.auth.hashers import make_password;"
+            f"h = make_password({PASSWORD!r}); U = get_user_model();"
+            f"U.objects.bulk_create([U(username=f'bench{{i}}', password=h)"
+            f" for i in range({users})], ignore_conflicts=True)"
+        )
+        subprocess.run([*manage, "shell", "-c", create], cwd=ROOT, env=env, check=True)
+        for number in range(self.worker_count):
+            worker = DaphneWorker(f"web{number + 1}", env, self.workdir / f"web{number + 1}.log")
+            self.workers.append(worker.start())
+        base = self.workers[0].url
+        if self.worker_count > 1:
+            self.nginx = _nginx(self.workdir / "nginx", self.workers)
+            base = self.nginx.url
+        self.base_url = base
+        self.ws_url = base.replace("http://", "ws://") + "/ws/share/"
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            self.cookies = list(
+                pool.map(lambda i: loadgen.log_in(base, f"bench{i}", PASSWORD), range(users))
+            )
+
+    def transport(self, index: int) -> loadgen.Transport:
+        return loadgen.SocketTransport(
+            self.ws_url, cookie=self.cookies[index], origin=self.base_url
+        )
+
+    @property
+    def pids(self) -> list[int]:
+        return [worker.process.pid for worker in self.workers]
+
+    def teardown(self) -> None:
+        if self.nginx is not None:
+            self.nginx.stop()
+        for worker in self.workers:
+            worker.stop()
+
+
+def _nginx(workdir: Path, workers: list[Any]) -> Any:
+    """Debian's nginx with deploy/nginx.conf in front of ``workers`` (as tests/deploy runs it)."""
+    from tests.deploy.stack import Nginx
+
+    class BenchNginx(Nginx):
+        def write_config(self) -> Path:
+            main = super().write_config()
+            # Two sockets (browser and upstream) per session, for hundreds of sessions.
+            main.write_text(
+                main.read_text().replace("worker_connections 256;", "worker_connections 4096;")
+            )
+            return main
+
+    static = workdir / "static"
+    static.mkdir(parents=True, exist_ok=True)
+    return BenchNginx(workdir=workdir, workers=workers, static_root=static).start()
+
+
+async def run_level(
+    target: Target, standin: StandInProcess, sessions: int, seconds: float, jpeg: bytes,
+    *, go_away_after: float | None = None, go_away_time_left: float = 8.0,
+) -> LevelResult:  # fmt: skip
+    """Open ``sessions`` sessions, stream for ``seconds``, end them and take the figures."""
+    result = LevelResult(target.name, sessions, seconds)
+    standin.reset()
+    users = [loadgen.SimUser(index + 1, target.transport(index), jpeg) for index in range(sessions)]
+    relay = Sampler(target.pids)
+    if target.pids and target.idle_rss is None:
+        target.idle_rss = relay.rss()  # the fresh relay, before its first session
+    base_rss = target.idle_rss or 0
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+    async def opened(user: loadgen.SimUser) -> bool:
+        async with gate:
+            try:
+                await user.open()
+                return True
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                user.result.error = f"open: {type(exc).__name__}: {exc}"
+                return False
+
+    ok = await asyncio.gather(*(opened(user) for user in users))
+    live = [user for user, good in zip(users, ok, strict=True) if good]
+    result.opened = len(live)
+    others = Sampler([standin.pid, os.getpid()])
+    relay.start()
+    others.start()
+    streams = [asyncio.create_task(user.stream(seconds)) for user in live]
+    if go_away_after is not None:
+        await asyncio.sleep(go_away_after)
+        await asyncio.to_thread(standin.go_away, go_away_time_left)
+    await asyncio.gather(*streams, return_exceptions=True)
+    cpu = await relay.stop()
+    standin_cpu, generator_cpu = await others.stop()
+    await asyncio.gather(*(user.finish() for user in live))
+    report = await asyncio.to_thread(standin.report)
+    _figures(result, users, report, cpu, base_rss, relay.peak, sessions)
+    result.standin_cpu_pct, result.generator_cpu_pct = standin_cpu, generator_cpu
+    if go_away_after is not None:
+        result.switch_ms = _switch_times(report)
+    await _wait_closed(standin)
+    return result
+
+
+def _figures(
+    result: LevelResult, users: list[loadgen.SimUser], report: Report, cpu: list[float],
+    base_rss: int, peak_rss: int, sessions: int,
+) -> None:  # fmt: skip
+    """Loss, latency, CPU, memory and bytes from what both ends saw."""
+    first: dict[tuple[int, str, int], int] = {}
+    for kind, tag, seq, latency, _conn, _at in report.arrivals:
+        first.setdefault((tag, kind, seq), latency)
+    result.up_duplicates = len(report.arrivals) - len(first)
+    for user in users:
+        for kind, count in user.result.sent.items():
+            result.up_sent += count
+            result.up_lost += sum(1 for seq in range(count) if (user.tag, kind, seq) not in first)
+        if user.result.error:
+            result.errors.append(f"session {user.tag}: {user.result.error}")
+    result.up_ms = percentiles(list(first.values()))
+    for name in ("audio", "frame", "text"):
+        values = [latency for (_tag, kind, _seq), latency in first.items() if kind == name]
+        result.up_by_kind_ms[name] = percentiles(values)
+    down = [latency for user in users for latency in user.result.down_latencies_ns]
+    result.down_ms = percentiles(down)
+    result.down_sent = report.sent_down
+    result.down_lost = report.sent_down - sum(user.result.down_received for user in users)
+    if cpu:
+        result.worker_cpu_pct = sum(cpu)
+        result.worker_peak_rss_mb = peak_rss / 2**20
+        result.worker_base_rss_mb = base_rss / 2**20
+        result.mem_per_session_mb = (peak_rss - base_rss) / 2**20 / max(sessions, 1)
+    starts = [int(u.result.start_s * 1e9) for u in users if u.result.start_s is not None]
+    result.start_ms = percentiles(starts)
+    streamed = sum(user.result.streamed_s for user in users) / 60
+    if streamed:
+        result.wire_binary_per_min = sum(u.result.wire.binary for u in users) / streamed
+        result.wire_base64_per_min = sum(u.result.wire.base64_json for u in users) / streamed
+
+
+def _switch_times(report: Report) -> dict[str, float | None]:
+    """From each goAway to the first input of its session on the next connection."""
+    tag_of = {}
+    for _kind, tag, _seq, _latency, conn, _at in report.arrivals:
+        tag_of.setdefault(conn, tag)
+    times = []
+    for conn, at in report.go_aways:
+        tag = tag_of.get(conn)
+        later = [a for k, t, s, lat, c, a in report.arrivals if t == tag and c > conn]
+        if later:
+            times.append(min(later) - at)
+    return percentiles(times)
+
+
+async def _wait_closed(standin: StandInProcess, timeout: float = 30.0) -> None:
+    """Let every upstream connection of the level close before the next one starts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (await asyncio.to_thread(standin.report)).open_connections == 0:
+            return
+        await asyncio.sleep(0.2)
+
+
+def make_target(
+    name: str, standin: StandInProcess, workdir: Path, site_env: dict[str, str]
+) -> Target:
+    """The configuration called ``name``."""
+    if name == "direct":
+        return DirectTarget(standin, workdir)
+    if name == "bare":
+        return BareTarget(standin, workdir)
+    if name in ("site", "site2"):
+        workers = 1 if name == "site" else 2
+        return SiteTarget(standin, workdir, workers=workers, extra_env=site_env)
+    raise ValueError(name)
+
+
+async def run_all(
+    *, configs: Sequence[str], levels: Sequence[int], seconds: float, workdir: Path,
+    go_away: bool = True, log: Any = print, site_env: dict[str, str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Every configuration at every level on one stand-in; the results as a dict."""
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    standin = StandInProcess(workdir / "standin-tls").start()
+    jpeg = loadgen.make_jpeg()
+    results: list[LevelResult] = []
+    skipped: dict[str, str] = {}
+    try:
+        for name in configs:
+            target = make_target(name, standin, workdir, site_env or {})
+            try:
+                await asyncio.to_thread(target.setup, max(levels))
+            except Exception as exc:  # noqa: BLE001 - reported in the results
+                skipped[name] = f"{type(exc).__name__}: {exc}"
+                log(f"{name}: skipped ({skipped[name]})")
+                target.teardown()
+                continue
+            try:
+                for sessions in levels:
+                    level = await run_level(target, standin, sessions, seconds, jpeg)
+                    results.append(level)
+                    log(_summary(level))
+                if go_away and name == "site":
+                    after = min(4.0, seconds / 2)
+                    level = await run_level(
+                        target, standin, min(10, max(levels)), max(seconds, 2 * after + 4), jpeg,
+                        go_away_after=after,
+                    )  # fmt: skip
+                    level.config = "site-goaway"
+                    results.append(level)
+                    log(_summary(level))
+            finally:
+                await asyncio.to_thread(target.teardown)
+    finally:
+        standin.stop()
+    return {
+        "results": [asdict(result) for result in results],
+        "skipped": skipped,
+        "machine": machine(),
+        "command": " ".join(["python -m bench.run", *map(shlex.quote, sys.argv[1:])]),
+        "jpeg_bytes": len(jpeg),
+        "seconds": seconds,
+    }
+
+
+def _summary(level: LevelResult) -> str:
+    up, down = level.up_ms, level.down_ms
+    return (
+        f"{level.config:>11} n={level.sessions:<4} opened={level.opened:<4}"
+        f" up p50/p99={up.get('p50') or 0:.1f}/{up.get('p99') or 0:.1f} ms"
+        f" down p50/p99={down.get('p50') or 0:.1f}/{down.get('p99') or 0:.1f} ms"
+        f" lost={level.up_lost}+{level.down_lost} cpu={level.worker_cpu_pct or 0:.0f}%"
+        f" rss={level.worker_peak_rss_mb or 0:.0f} MB errors={len(level.errors)}"
+    )
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": sys.version.split()[0],
+        "kernel": os.uname().release,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--sessions", default="1,10,50,100,200")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench")
+    parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "results.json")
+    parser.add_argument("--report", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-report", action="store_true")
+    parser.add_argument(
+        "--site-env", action="append", default=[], metavar="NAME=VALUE",
+        help="an extra setting for the product's workers (repeatable), e.g. DJANGO_CONN_MAX_AGE=60",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant_site.settings")
+    data = asyncio.run(
+        run_all(
+            configs=[c for c in args.configs.split(",") if c],
+            levels=[int(n) for n in args.sessions.split(",")],
+            seconds=args.seconds,
+            workdir=args.workdir,
+            site_env=dict(item.split("=", 1) for item in args.site_env),
+        )
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(data, indent=1))
+    if not args.no_report:
+        from bench import report
+
+        report.write(data, args.report)
+        print(f"wrote {args.report}")
+    lost = sum(r["up_lost"] + r["down_lost"] for r in data["results"])
+    print(f"lost messages in all: {lost}")
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        raise SystemExit(main())

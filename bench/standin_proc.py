@@ -1,0 +1,145 @@
+"""The stand-in in a process of its own, driven from the benchmark over a pipe.
+
+Its own process, so that its CPU time is not the relay's and the generator's load does
+not delay its timestamps. Commands: ``reset`` (forget the measurements), ``report``
+(the probe's arrivals and counts), ``go_away TIME_LEFT`` (on every open connection),
+``stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import multiprocessing.connection
+import ssl
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sessions_app.live.emulator import Behaviour, StandIn
+
+BENCH_BEHAVIOUR = {
+    "analyse_audio": False,  # no replies to (silent) audio: the model speaks on its own
+    "bench_talk_s": 3.0,  # speaks 3 s, then listens 3 s: half the time, like a conversation
+    "bench_silence_s": 3.0,
+    "resumption_updates": True,
+}
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the stand-in measured since the last reset."""
+
+    arrivals: list[tuple[str, int, int, int, int, int]]  # kind, tag, seq, latency, conn, at
+    sent_down: int
+    go_aways: list[tuple[int, int]]
+    open_connections: int
+    connections: int
+
+
+class StandInProcess:
+    """Start, command and stop the stand-in process."""
+
+    def __init__(self, tls_dir: Path, **behaviour: Any) -> None:
+        self.tls_dir = tls_dir
+        self.behaviour = {**BENCH_BEHAVIOUR, **behaviour}
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_child, args=(child, str(tls_dir), self.behaviour), daemon=True
+        )
+        self.base_url = ""
+        self.ca_path = ""
+
+    def start(self) -> StandInProcess:
+        """Start it and wait until it listens."""
+        self.process.start()
+        if not self._conn.poll(60):
+            raise RuntimeError("the stand-in did not start")
+        _, self.base_url, self.ca_path = self._conn.recv()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts the stand-in's CA."""
+        return ssl.create_default_context(cafile=self.ca_path)
+
+    def command(self, *command: Any) -> Any:
+        """Send a command and return its answer."""
+        self._conn.send(command)
+        if not self._conn.poll(120):
+            raise RuntimeError(f"the stand-in did not answer {command[0]!r}")
+        return self._conn.recv()
+
+    def reset(self) -> None:
+        self.command("reset")
+
+    def report(self) -> Report:
+        return Report(**self.command("report"))
+
+    def go_away(self, time_left: float) -> int:
+        """goAway on every open connection; how many."""
+        return int(self.command("go_away", time_left))
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self._conn.send(("stop",))
+            self.process.join(15)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+
+
+def _child(
+    conn: multiprocessing.connection.Connection, tls_dir: str, behaviour: dict[str, Any]
+) -> None:
+    """The process: serve and answer commands."""
+    asyncio.run(_serve(conn, tls_dir, behaviour))
+
+
+async def _serve(
+    conn: multiprocessing.connection.Connection, tls_dir: str, behaviour: dict[str, Any]
+) -> None:
+    standin = StandIn(
+        behaviour=Behaviour(**behaviour), tls_dir=tls_dir, record_limit_bytes=0,
+        keep_closed_records=0,
+    )  # fmt: skip
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    async with standin:
+        conn.send(("ready", standin.base_url, str(standin.ca_path)))
+        loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
+        while True:
+            name, *args = await commands.get()
+            if name == "stop":
+                break
+            if name == "reset":
+                standin.probe.reset()
+                conn.send("ok")
+            elif name == "report":
+                conn.send(_report(standin))
+            elif name == "go_away":
+                live = [r.index for r in standin.connections if not r.closed and r.setup]
+                for index in live:
+                    await standin.go_away(float(args[0]), connection=index)
+                conn.send(len(live))
+        loop.remove_reader(conn.fileno())
+
+
+def _report(standin: StandIn) -> dict[str, Any]:
+    probe = standin.probe
+    return asdict(
+        Report(
+            arrivals=[
+                (a.kind, a.tag, a.seq, a.latency_ns, a.connection, a.at_ns) for a in probe.arrivals
+            ],
+            sent_down=sum(probe.sent_down.values()),
+            go_aways=list(probe.go_aways),
+            open_connections=sum(1 for r in standin.connections if not r.closed),
+            connections=len(standin.connections),
+        )
+    )
