@@ -3,7 +3,7 @@
 Each :class:`SimUser` holds one live session and, like the share page, streams 16 kHz
 PCM in 100 ms chunks at real time, sends a JPEG of about 60 KB once a second and a typed
 message now and then, and takes in the model's 24 kHz speech and transcripts. Every
-payload carries a stamp (:mod:`sessions_app.live.emulator.probe`): the stand-in times
+payload carries a stamp (:mod:`standin.probe`): the stand-in times
 what arrives upstream, the generator times the model's speech arriving downstream.
 
 Three transports reach the stand-in: :class:`SiteTransport` logs in to the product and
@@ -33,7 +33,7 @@ from google import genai
 from google.genai import types
 from websockets.asyncio.client import ClientConnection, connect
 
-from sessions_app.live.emulator import probe
+from standin import probe
 
 AUDIO_KIND, JPEG_KIND = 0x01, 0x02
 CHUNK_S = 0.1

@@ -49,7 +49,7 @@ def render(data: dict[str, Any], plots: list[str]) -> str:
         " 100 ms chunks half of the time (3 s on, 3 s off, each burst a turn with its"
         " transcript and usage).",
         "- Every payload carries a sequence number and its send time"
-        " (sessions_app/live/emulator/probe.py). Up: browser send to stand-in receipt;"
+        " (standin/probe.py). Up: browser send to stand-in receipt;"
         " down: stand-in send to browser receipt; one clock (CLOCK_MONOTONIC) for every"
         " process. *Added* latency is a configuration's percentile minus the direct SDK's"
         " percentile at the same number of sessions, measured in the same run.",

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sessions_app.live.emulator import Behaviour, StandIn
+from standin import Behaviour, StandIn
 
 BENCH_BEHAVIOUR = {
     "analyse_audio": False,  # no replies to (silent) audio: the model speaks on its own

@@ -10,8 +10,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 
-from sessions_app.live.emulator import Behaviour, StandIn
 from sessions_app.protocol import Kind
+from standin import Behaviour, StandIn
 from tests.leaks import SCANNER, TEST_API_KEY, ScanningHandler
 
 CI = os.environ.get("CI") == "true"

@@ -9,7 +9,7 @@ import logging
 import tempfile
 import threading
 
-from sessions_app.live.emulator import ThreadedStandIn
+from standin import ThreadedStandIn
 
 logger = logging.getLogger(__name__)
 

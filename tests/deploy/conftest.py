@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from sessions_app.live.emulator import Behaviour, ThreadedStandIn
+from standin import Behaviour, ThreadedStandIn
 from tests.conftest import TEST_API_KEY, require
 from tests.deploy.stack import NGINX, Nginx, venv_path
 from tests.processes import ROOT, DaphneWorker, worker_env

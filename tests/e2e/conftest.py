@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sessions_app.live.emulator import Behaviour, ThreadedStandIn
+from standin import Behaviour, ThreadedStandIn
 from tests.conftest import TEST_API_KEY, require
 from tests.leaks import SCANNER
 from tests.processes import ROOT, database_url, free_port, wait_for_http

@@ -4,7 +4,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from sessions_app.live.emulator import ThreadedStandIn
+from standin import ThreadedStandIn
 from tests.e2e.conftest import ARTIFACTS, log_in, wait_for_js
 
 # Chromium's fake capture UI always picks the (animated) fake display, so this browser

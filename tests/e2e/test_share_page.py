@@ -4,8 +4,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from sessions_app.live.emulator import ThreadedStandIn
 from sessions_app.models import LiveSession
+from standin import ThreadedStandIn
 from tests.e2e.conftest import ARTIFACTS, log_in
 
 

@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import expect
 
-from sessions_app.live.emulator import ThreadedStandIn
 from sessions_app.models import LiveSession
+from standin import ThreadedStandIn
 from tests.e2e.conftest import ARTIFACTS, TONE_HZ, log_in, wait_for_js
 
 FAKE_SCREEN = (1280, 720)

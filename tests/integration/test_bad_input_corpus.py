@@ -27,9 +27,9 @@ from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from sessions_app.live.emulator import Behaviour, ThreadedStandIn
 from sessions_app.models import LiveSession, TranscriptEntry
 from sessions_app.protocol import Kind
+from standin import Behaviour, ThreadedStandIn
 from tests.conftest import TEST_API_KEY, login_cookie
 from tests.leaks import SCANNER
 from tests.processes import DaphneWorker, worker_env

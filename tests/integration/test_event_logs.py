@@ -11,9 +11,9 @@ from channels.db import database_sync_to_async
 from PIL import Image
 
 from assistant_site.log_format import JsonFormatter
-from sessions_app.live.emulator import StandIn
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
+from standin import StandIn
 from tests.conftest import Browser
 from tests.integration.test_floods import flood
 from tests.leaks import TEST_API_KEY

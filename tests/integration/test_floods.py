@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from sessions_app.live.emulator import StandIn
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
+from standin import StandIn
 from tests.conftest import Browser, login_cookie
 from tests.integration.test_share_relay import jpeg, stored
 

@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from sessions_app import services
-from sessions_app.live.emulator import StandIn
 from sessions_app.models import LiveSession, TranscriptEntry
 from sessions_app.protocol import Kind
+from standin import StandIn
 from tests.conftest import Browser, login_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)

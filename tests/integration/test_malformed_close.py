@@ -9,9 +9,9 @@ import pytest
 from channels.db import database_sync_to_async
 from websockets.asyncio.client import connect
 
-from sessions_app.live.emulator import Behaviour, StandIn, ThreadedStandIn
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
+from standin import Behaviour, StandIn, ThreadedStandIn
 from tests.conftest import TEST_API_KEY, Browser, login_cookie
 from tests.integration.test_bad_input_corpus import Socket, ended
 from tests.integration.test_share_relay import stored

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from sessions_app.live.emulator import StandIn
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
+from standin import StandIn
 from tests.conftest import Browser
 from tests.integration.test_share_relay import stored
 

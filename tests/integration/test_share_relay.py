@@ -11,9 +11,9 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from PIL import Image
 
-from sessions_app.live.emulator import StandIn
 from sessions_app.models import LiveSession, TranscriptEntry
 from sessions_app.protocol import CloseCode, Kind
+from standin import StandIn
 from tests.conftest import Browser, login_cookie
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

@@ -16,8 +16,8 @@ from google.genai import types
 from sessions_app import tools
 from sessions_app.conversation import live_conversations
 from sessions_app.live import events
-from sessions_app.live.emulator import StandIn
 from sessions_app.models import Note
+from standin import StandIn
 from tests.conftest import Browser
 
 pytestmark = pytest.mark.django_db(transaction=True)

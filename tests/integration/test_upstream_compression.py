@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sessions_app.live import client
-from sessions_app.live.emulator import StandIn
+from standin import StandIn
 from tests.conftest import Browser
 
 pytestmark = pytest.mark.django_db(transaction=True)

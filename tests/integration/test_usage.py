@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from sessions_app.live.emulator import StandIn
 from sessions_app.models import LiveSession
 from sessions_app.protocol import Kind
+from standin import StandIn
 from tests.conftest import Browser
 from tests.integration.test_share_relay import tone
 

@@ -24,8 +24,8 @@ from channels.db import database_sync_to_async
 from django.core.management import call_command
 from websockets.asyncio.client import ClientConnection, connect
 
-from sessions_app.live.emulator import Behaviour, ThreadedStandIn
 from sessions_app.models import LiveSession, TranscriptEntry
+from standin import Behaviour, ThreadedStandIn
 from tests.conftest import TEST_API_KEY, login_cookie, require
 from tests.leaks import SCANNER
 from tests.processes import DaphneWorker, worker_env

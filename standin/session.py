@@ -30,8 +30,8 @@ from typing import Any, Protocol
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from sessions_app.live.emulator import media, probe
-from sessions_app.live.emulator.records import Behaviour, Connection, ModelContext, camelize
+from standin import media, probe
+from standin.records import Behaviour, Connection, ModelContext, camelize
 
 logger = logging.getLogger(__name__)
 

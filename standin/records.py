@@ -38,7 +38,7 @@ class Behaviour:
     is both, the title cut to 60 characters). Every response to a call the model
     made (this way or with ``StandIn.call_tool``) gets a short reply turn that quotes it.
 
-    Benchmarks (:mod:`sessions_app.live.emulator.probe`): ``analyse_audio=False`` skips
+    Benchmarks (:mod:`standin.probe`): ``analyse_audio=False`` skips
     the voice-activity detector (no replies to audio). ``bench_talk_s`` > 0 makes the
     model speak stamped silence once the connection's first stamped input arrives: bursts
     of that length, ``bench_silence_s`` apart, each with output transcription and ending

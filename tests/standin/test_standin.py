@@ -27,7 +27,7 @@ from google.genai import errors, types
 from PIL import Image
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from sessions_app.live.emulator import Behaviour, StandIn, ThreadedStandIn
+from standin import Behaviour, StandIn, ThreadedStandIn
 
 API_KEY = "standin-test-key-0123456789-SECRET"
 MODEL = "gemini-live-2.5-flash-preview"
@@ -165,7 +165,7 @@ async def test_setup_is_recorded_acknowledged_and_the_key_never_kept(
     assert record.headers["x-goog-api-key"] == "<redacted>"
     assert record.headers["user-agent"].startswith("google-genai-sdk/")
     assert API_KEY not in repr(record) + json.dumps(record.headers)
-    own_logs = [r.getMessage() for r in caplog.records if r.name.startswith("sessions_app")]
+    own_logs = [r.getMessage() for r in caplog.records if r.name.startswith("standin")]
     assert "< x-goog-api-key: <redacted>" in own_logs  # websockets' handshake debug log
     assert not [line for line in own_logs if API_KEY in line]
 
@@ -669,7 +669,7 @@ def test_threaded_standin_serves_sync_code(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sessions_app.live.emulator", "--port", "0",
+        sys.executable, "-m", "standin", "--port", "0",
         "--tls-dir", str(tmp_path), "--reply-audio-s", "0.2", "--log-level", "WARNING",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip

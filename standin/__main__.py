@@ -1,6 +1,6 @@
 """Serve the Gemini Live stand-in until SIGTERM or SIGINT.
 
-    python -m sessions_app.live.emulator --host 127.0.0.1 --port 8765 --tls-dir DIR
+    python -m standin --host 127.0.0.1 --port 8765 --tls-dir DIR
 
 Once listening it writes one line to stdout, ``stand-in listening on URL ca=PATH``,
 so a parent process can wait for it and trust ``PATH``.
@@ -17,8 +17,8 @@ import sys
 import typing
 from collections.abc import Sequence
 
-from sessions_app.live.emulator.records import Behaviour
-from sessions_app.live.emulator.server import StandIn
+from standin.records import Behaviour
+from standin.server import StandIn
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     """The command line: address, TLS directory and one flag per Behaviour field."""
     parser = argparse.ArgumentParser(
-        prog="python -m sessions_app.live.emulator",
+        prog="python -m standin",
         description="Offline stand-in for the Gemini Live API (TLS WebSocket).",
     )
     parser.add_argument("--host", default="127.0.0.1")

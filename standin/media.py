@@ -1,7 +1,7 @@
 """Pure media helpers for the Gemini Live stand-in.
 
-Standard library only: this module ships in production, where numpy and Pillow are not
-installed. PCM audio is signed 16-bit little-endian mono, as the Live API uses it.
+Standard library only: the offline demo runs the stand-in without numpy or Pillow.
+PCM audio is signed 16-bit little-endian mono, as the Live API uses it.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from google import genai
 from google.genai import errors, types
 from PIL import Image
 
-from sessions_app.live.emulator import Behaviour, ModelContext, StandIn, ThreadedStandIn
+from standin import Behaviour, ModelContext, StandIn, ThreadedStandIn
 
 API_KEY = "standin-faults-test-key"
 MODEL = "gemini-live-2.5-flash-preview"

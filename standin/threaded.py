@@ -12,8 +12,8 @@ from ssl import SSLContext
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sessions_app.live.emulator.records import Behaviour, Connection
-from sessions_app.live.emulator.server import DEFAULT_RECORD_LIMIT, StandIn, predicate_holds
+from standin.records import Behaviour, Connection
+from standin.server import DEFAULT_RECORD_LIMIT, StandIn, predicate_holds
 
 T = TypeVar("T")
 

@@ -8,8 +8,8 @@ This module listens, checks handshakes, keeps the records and the session resump
 handles, and lets a test script faults (goAway, dropped connections; refusals and
 delays are :class:`Behaviour` settings), and call functions and check the responses
 (``call_tool``, ``wait_for_tool_response``). The protocol itself lives
-in :mod:`sessions_app.live.emulator.session`, the records in
-:mod:`sessions_app.live.emulator.records`.
+in :mod:`standin.session`, the records in
+:mod:`standin.records`.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from sessions_app.live.emulator.probe import Probe
-from sessions_app.live.emulator.records import Behaviour, Connection, ModelContext
-from sessions_app.live.emulator.session import LiveConnectionHandler
-from sessions_app.live.emulator.tls import TlsFiles, ensure_tls_files
+from standin.probe import Probe
+from standin.records import Behaviour, Connection, ModelContext
+from standin.session import LiveConnectionHandler
+from standin.tls import TlsFiles, ensure_tls_files
 
 logger = logging.getLogger(__name__)
 

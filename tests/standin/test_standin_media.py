@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sessions_app.live.emulator import media
+from standin import media
 
 
 def encoded_image(size: tuple[int, int], fmt: str, mode: str = "RGB", **options: object) -> bytes:
