@@ -23,7 +23,7 @@ from google import genai
 from google.genai import types
 from websockets.asyncio.server import ServerConnection, serve
 
-MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
+MODEL = "gemini-3.8-live"
 
 
 def live_config() -> types.LiveConnectConfig:

@@ -41,7 +41,7 @@ from bench import loadgen
 from bench.standin_proc import Report, StandInProcess
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
+MODEL = "gemini-3.8-live"
 PASSWORD = "bench-password-" + "x" * 8
 OPEN_CONCURRENCY = 25
 SAMPLE_S = 0.25

@@ -4,15 +4,21 @@ Used as the upstream in tests, as the offline demo model and, via
 ``python -m standin``, as a separate process.
 """
 
-from standin.records import Behaviour, Connection, ModelContext
+from standin.profiles import DEFAULT_MODEL, PROFILES, RETIRED, ModelProfile
+from standin.records import Behaviour, Connection, ModelContext, PendingCall
 from standin.server import StandIn
 from standin.threaded import ThreadedStandIn
 from standin.tls import TlsFiles, ensure_tls_files, write_tls_files
 
 __all__ = [
+    "DEFAULT_MODEL",
+    "PROFILES",
+    "RETIRED",
     "Behaviour",
     "Connection",
     "ModelContext",
+    "ModelProfile",
+    "PendingCall",
     "StandIn",
     "ThreadedStandIn",
     "TlsFiles",

@@ -2,7 +2,8 @@
 
 :class:`Behaviour` holds the knobs of the synthetic model and :class:`Connection`
 everything one client connection sent and received, :class:`ModelContext` what a session
-resumption handle restores. None of them imports Django.
+resumption handle restores, :class:`PendingCall` a function call awaiting its response.
+None of them imports Django.
 
 The SDK mixes snake_case and camelCase keys (``realtime_input``, ``mime_type``,
 ``turnComplete``...), as proto JSON allows. Every client message is normalised to
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from standin.profiles import ModelProfile
 
 # User data (function args and results, JSON schemas) is kept exactly as sent...
 _OPAQUE_KEYS = frozenset(
@@ -26,24 +29,46 @@ _USER_KEYED_MAPS = frozenset({"properties"})
 class Behaviour:
     """How the stand-in's synthetic model behaves; tests may change it between turns.
 
+    Replies (always AUDIO: a ``reply_tone_hz`` tone of ``reply_audio_s`` in chunks of
+    ``audio_chunk_s``, with output transcription): ``reply_delay_s`` before each reply,
+    ``chunk_interval_s`` between its steps. Utterances: speech louder than
+    ``silence_rms`` ends after ``speech_gap_s`` of quiet or ``max_utterance_s``;
+    ``analyse_audio=False`` skips the detector (no replies to audio). ``barge_in``: speech
+    that starts while the model speaks interrupts it. ``late_input_transcription``: the
+    user's words come in several fragments, the last ones after the reply's first audio
+    chunks (off: all before the reply). ``activity_window_s``: under
+    ``TURN_INCLUDES_ONLY_ACTIVITY``, frames seen that long before a user text still count.
+    ``in_progress_split``: on 3.8 models a reply is split by a turnComplete with
+    ``interactionStatus: IN_PROGRESS``.
+
+    Usage on every final turnComplete: ``prompt_tokens_per_turn``,
+    ``response_tokens_per_turn``, ``thoughts_tokens_per_turn`` (thinking models, every
+    turn that answers) and ``tool_use_tokens_per_turn`` (a turn answering a function
+    response); the total is their sum.
+
+    Triggers in a user text: ``refuse_trigger`` (None: off) gets only a turnComplete with
+    ``turnCompleteReason: PROHIBITED_INPUT_CONTENT``; ``note_trigger`` makes the model call
+    ``save_note``: ``"note: Title | body"`` (without ``|``, the text is both, the title
+    cut to 60 characters). A response to a call the model made (this way or with
+    ``StandIn.call_tool``) is answered as the call's behaviour and scheduling say
+    (:mod:`standin.tools`).
+
     Faults: ``setup_delay_s`` delays every setupComplete (and refusal);
     ``refuse_connections`` closes every new setup with 1011, ``refuse_resumption``
     every setup naming a handle with 1008 (as an unknown handle always is);
-    ``go_away_after_s`` (None: never) sends goAway that long after setupComplete,
-    announcing ``go_away_time_left_s``, and closes with 1000 when that time is up.
-    ``resumption_updates=False`` sends no session resumption handles at all.
+    ``refuse_overlapping_resumption`` a setup naming a handle of a connection still open
+    with 1011; ``handle_ttl_s`` (None: never) expires handles (1007) that much after they
+    were sent. ``go_away_after_s`` (None: never) sends goAway that long after
+    setupComplete, announcing ``go_away_time_left_s``, and closes with 1000 when that
+    time is up. ``resumption_updates=False`` sends no session resumption handles at all.
+    ``unknown_kind_mid_reply`` (None: off) sends a message of that unknown kind in the
+    middle of every reply, ``malformed_mid_reply`` a malformed JSON text frame.
 
-    Tools: a user text containing ``note_trigger`` (None: off) makes the model call
-    ``save_note`` instead of replying: ``"note: Title | body"`` (without ``|``, the text
-    is both, the title cut to 60 characters). Every response to a call the model
-    made (this way or with ``StandIn.call_tool``) gets a short reply turn that quotes it.
-
-    Benchmarks (:mod:`standin.probe`): ``analyse_audio=False`` skips
-    the voice-activity detector (no replies to audio). ``bench_talk_s`` > 0 makes the
-    model speak stamped silence once the connection's first stamped input arrives: bursts
-    of that length, ``bench_silence_s`` apart, each with output transcription and ending
-    in turnComplete, until the text ``bench:end`` (answered with ``bench-end``), or the
-    end of the burst playing when goAway is sent.
+    Benchmarks (:mod:`standin.probe`): ``bench_talk_s`` > 0 makes the model speak stamped
+    silence once the connection's first stamped input arrives: bursts of that length,
+    ``bench_silence_s`` apart, each with output transcription and ending in turnComplete,
+    until the text ``bench:end`` (answered with ``bench-end``), or the end of the burst
+    playing when goAway is sent.
     """
 
     speech_gap_s: float = 0.4
@@ -54,15 +79,26 @@ class Behaviour:
     audio_chunk_s: float = 0.1
     reply_delay_s: float = 0.0
     chunk_interval_s: float = 0.0
+    barge_in: bool = True
+    late_input_transcription: bool = True
+    activity_window_s: float = 1.0
+    in_progress_split: bool = True
     prompt_tokens_per_turn: int = 100
     response_tokens_per_turn: int = 50
+    thoughts_tokens_per_turn: int = 20
+    tool_use_tokens_per_turn: int = 10
+    refuse_trigger: str | None = "refuse:"
+    note_trigger: str | None = "note:"
     resumption_updates: bool = True
     setup_delay_s: float = 0.0
     refuse_resumption: bool = False
     refuse_connections: bool = False
+    refuse_overlapping_resumption: bool = False
+    handle_ttl_s: float | None = None
     go_away_after_s: float | None = None
     go_away_time_left_s: float = 1.0
-    note_trigger: str | None = "note:"
+    unknown_kind_mid_reply: str | None = None
+    malformed_mid_reply: bool = False
     analyse_audio: bool = True
     bench_talk_s: float = 0.0
     bench_silence_s: float = 0.0
@@ -79,9 +115,26 @@ class ModelContext:
     texts: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class PendingCall:
+    """A function call the model made and awaits a response to (on any connection)."""
+
+    call_id: str
+    name: str
+    connection: int
+    conversation: int
+    behaviour: str  # BLOCKING or NON_BLOCKING
+
+
 @dataclass(eq=False)
 class Connection:
     """Everything one client connection sent and received, in order.
+
+    From the setup: ``profile`` (None if the model id was refused), ``turn_coverage``
+    (``realtimeInputConfig.turnCoverage`` or the model's default), ``media_resolution``
+    and ``thinking_level`` (None unless set). ``conversation`` is the index of the first
+    connection of its resumption chain (None until the setup is accepted).
+    ``replies`` holds every message sent; a raw text frame as ``{"raw": text}``.
 
     ``tool_calls`` are the function calls the model made on it (``{id, name, args}``),
     ``tool_cancellations`` the call ids it withdrew, ``tool_responses`` what came back.
@@ -110,6 +163,11 @@ class Connection:
     closed_at: float | None = None
     resumption_handle_sent: str | None = None
     resumed_from: str | None = None
+    profile: ModelProfile | None = None
+    turn_coverage: str | None = None
+    media_resolution: str | None = None
+    thinking_level: str | None = None
+    conversation: int | None = None
     aborted: bool = False
     closed: bool = False
     close_code: int | None = None

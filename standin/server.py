@@ -2,89 +2,65 @@
 
 It speaks the wire protocol of the google-genai SDK over TLS, records everything each
 client sends in a :class:`Connection` and answers with deterministic, synthetic model
-turns (see :class:`LiveConnectionHandler`). It does not import Django: it also runs standalone.
+turns (see :class:`LiveConnectionHandler`), as today's service does: it serves only the
+current model ids (:mod:`standin.profiles`; a retired or unknown one is closed with 1008),
+in AUDIO only, and holds each setup to what its model accepts (:mod:`standin.setup`).
+It does not import Django: it also runs standalone.
 
-This module listens, checks handshakes, keeps the records and the session resumption
-handles, and lets a test script faults (goAway, dropped connections; refusals and
-delays are :class:`Behaviour` settings), and call functions and check the responses
-(``call_tool``, ``wait_for_tool_response``). The protocol itself lives
-in :mod:`standin.session`, the records in
-:mod:`standin.records`.
+This module listens, checks handshakes, keeps the records, the session resumption
+handles (:mod:`standin.handles`) and the pending function calls, and lets a test script
+faults: goAway, closes with any code, a deadline that expires a conversation's handles,
+unknown message kinds and raw (malformed) frames, dropped connections; refusals, delays
+and mid-reply faults are :class:`Behaviour` settings. It also calls functions and checks
+the responses (``call_tool``, ``wait_for_tool_response``). The protocol itself lives in
+:mod:`standin.session`, the records in :mod:`standin.records` (kept by
+:mod:`standin.recorder`), the handshake checks in :mod:`standin.handshake`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import re
 import ssl
 import tempfile
-from collections.abc import Callable, Sequence
-from http import HTTPStatus
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
 
+from standin.handles import HandleBook
+from standin.handshake import check_path, redact_headers, wire_logger
 from standin.probe import Probe
-from standin.records import Behaviour, Connection, ModelContext
+from standin.protocol import DEADLINE_REASON, INTERNAL_ERROR, cut_reason
+from standin.recorder import Recorder, predicate_holds
+from standin.records import Behaviour, Connection, ModelContext, PendingCall
 from standin.session import LiveConnectionHandler
 from standin.tls import TlsFiles, ensure_tls_files
 
+__all__ = ["DEFAULT_RECORD_LIMIT", "UNKNOWN_KIND", "StandIn", "predicate_holds"]
+
 logger = logging.getLogger(__name__)
 
-PATH_RE = re.compile(
-    r"^/ws/google\.ai\.generativelanguage\.[\w.-]+\.GenerativeService"
-    r"\.BidiGenerateContent(?:Constrained)?$"
-)
-SECRET_HEADERS = frozenset({"x-goog-api-key", "authorization"})
-REDACTED = "<redacted>"
 MAX_MESSAGE_BYTES = 16 * 2**20
 DEFAULT_RECORD_LIMIT = 16 * 2**20
-MAX_RESUMPTION_HANDLES = 1000
+UNKNOWN_KIND = "sessionWarning"  # a server message kind google-genai 3.6.1 does not know
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - recognised, never bound here
 
 
-def redact_headers(headers: Headers) -> dict[str, str]:
-    """Request headers with lower-case names and credentials replaced."""
-    result: dict[str, str] = {}
-    for name, value in headers.raw_items():
-        key = name.lower()
-        shown = REDACTED if key in SECRET_HEADERS else value
-        result[key] = f"{result[key]}, {shown}" if key in result else shown
-    return result
-
-
-class _RedactSecrets(logging.Filter):
-    """Hide credential header values in websockets' debug log of the handshake."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite ``< name: value`` records whose name is a secret header."""
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 2 and str(args[0]).lower() in SECRET_HEADERS:
-            record.args = (args[0], REDACTED)
-        return True
-
-
-_wire_logger = logging.getLogger(f"{__name__}.websockets")
-_wire_logger.addFilter(_RedactSecrets())
-
-
-class StandIn:
+class StandIn(Recorder):
     """The stand-in server; ``async with StandIn() as standin:`` serves on a free port.
 
-    ``record_limit_bytes`` bounds the media recorded per connection (None: unbounded)
-    and ``keep_closed_records`` how many closed connections keep their media, so a
-    long-running demo does not grow without limit. ``Connection.truncated`` tells.
+    ``record_limit_bytes`` and ``keep_closed_records`` bound the media kept
+    (:class:`Recorder`).
 
-    ``resumption_handles`` maps every handle sent (newest ``MAX_RESUMPTION_HANDLES``)
-    to the :class:`ModelContext` a setup naming it resumes from.
+    ``handles`` keeps every handle sent (the newest ``MAX_RESUMPTION_HANDLES``) with its
+    connection, conversation, time and whether it is resumable; ``resumption_handles``
+    maps each to the :class:`ModelContext` a setup naming it resumes from.
+    ``pending_tool_calls`` maps the id of each call the model made and awaits a response
+    to (on any connection) to its :class:`PendingCall`.
     """
 
     def __init__(
@@ -98,14 +74,11 @@ class StandIn:
         record_limit_bytes: int | None = DEFAULT_RECORD_LIMIT,
         keep_closed_records: int | None = 8,
     ) -> None:
+        super().__init__(record_limit_bytes, keep_closed_records)
         self.behaviour = behaviour if behaviour is not None else Behaviour()
         self.host = host
-        self.connections: list[Connection] = []
-        self.record_limit_bytes = record_limit_bytes
-        self.keep_closed_records = keep_closed_records
-        self.listeners: list[Callable[[], None]] = []
-        self.resumption_handles: dict[str, ModelContext] = {}
-        self.pending_tool_calls: dict[str, str] = {}
+        self.handles = HandleBook()
+        self.pending_tool_calls: dict[str, PendingCall] = {}
         self.probe = Probe()
         self._call_ids = 0
         self._port = port
@@ -115,8 +88,6 @@ class StandIn:
         self._tls: TlsFiles | None = None
         self._server: Server | None = None
         self._sessions: dict[int, LiveConnectionHandler] = {}
-        self._closed_order: list[Connection] = []
-        self._changed = asyncio.Event()
 
     async def __aenter__(self) -> StandIn:
         await self.start()
@@ -129,6 +100,11 @@ class StandIn:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    @property
+    def resumption_handles(self) -> dict[str, ModelContext]:
+        """Every handle sent, with the context a setup naming it resumes from."""
+        return self.handles.contexts()
 
     @property
     def port(self) -> int:
@@ -170,8 +146,8 @@ class StandIn:
             self._tls = ensure_tls_files(directory, [*extra, *self._cert_hosts])
             self._server = await serve(
                 self._handle, self.host, self._port, ssl=self._tls.server_context(),
-                process_request=self._check_path, max_size=MAX_MESSAGE_BYTES,
-                logger=_wire_logger,
+                process_request=check_path, max_size=MAX_MESSAGE_BYTES,
+                logger=wire_logger,
             )  # fmt: skip
         except BaseException:
             self._remove_tempdir()
@@ -193,33 +169,36 @@ class StandIn:
             self._tempdir.cleanup()
             self._tempdir = None
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Wait until ``predicate()`` is true, re-checking on every record change.
-
-        A predicate raising LookupError or AttributeError (say ``connections[0]`` before
-        anyone connected) counts as false. Raises TimeoutError describing the records.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate_holds(predicate):
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(self._timeout_message(predicate, timeout))
-            changed = self._changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
-
     async def push(self, message: dict[str, Any], *, connection: int = -1) -> None:
         """Send a raw (camelCase) server message on a live connection."""
         await self._session(connection).send(json.loads(json.dumps(message)))
 
+    async def push_unknown(
+        self, kind: str = UNKNOWN_KIND, body: dict[str, Any] | None = None, *, connection: int = -1
+    ) -> None:
+        """Send a message whose only key is ``kind``, one the SDK does not know (a new kind)."""
+        await self.push({kind: body if body is not None else {}}, connection=connection)
+
+    async def push_raw(self, text: str, *, connection: int = -1) -> None:
+        """Send a text frame exactly as given, malformed JSON included."""
+        await self._session(connection).send(text)
+
     async def interrupt(self, *, connection: int = -1) -> None:
-        """Cancel the reply in progress and send ``serverContent.interrupted``."""
+        """Cut the reply playing: ``interrupted``, then turnComplete (with usage) for it."""
         await self._session(connection).interrupt()
 
     async def disconnect(self, *, connection: int = -1, code: int = 1000, reason: str = "") -> None:
-        """Close a live connection with ``code`` and ``reason``."""
-        await self._session(connection).ws.close(code, reason)
+        """Close a live connection with ``code`` and ``reason`` (cut to 123 bytes)."""
+        await self._session(connection).ws.close(code, cut_reason(reason))
+
+    async def deadline_expire(self, *, connection: int = -1) -> None:
+        """Close with 1011 "Deadline expired..." and expire every handle of its conversation."""
+        record = self.connections[connection]
+        session = self._session(connection)
+        conversation = record.conversation if record.conversation is not None else record.index
+        self.handles.expire_conversation(conversation)
+        await session.ws.close(INTERNAL_ERROR, DEADLINE_REASON)
+        self.handles.expire_conversation(conversation)  # and any sent while closing
 
     async def go_away(self, time_left: float, *, connection: int = -1, close: bool = True) -> None:
         """Send ``goAway`` (``timeLeft`` as a Duration); with ``close``, close with 1000 then."""
@@ -245,8 +224,9 @@ class StandIn:
     ) -> str:
         """Make the model call a function now: send ``toolCall``; return the call's id.
 
-        The response (on whichever connection it comes) is recorded and answered with a
-        short reply turn quoting it.
+        A session resumption handle (``resumable: false``) follows the call. The response
+        (on whichever connection it comes) is recorded and answered as the call's
+        behaviour (the declaration's or the model's default) and scheduling say.
         """
         call_id = call_id or self.new_call_id()
         args = json.loads(json.dumps(args))
@@ -276,42 +256,22 @@ class StandIn:
         self._call_ids += 1
         return f"call-{self._call_ids}"
 
-    def remember_tool_call(self, call_id: str, name: str) -> None:
+    def remember_tool_call(self, call: PendingCall) -> None:
         """A call the model made and awaits a response to (on any connection)."""
-        self.pending_tool_calls[call_id] = name
+        self.pending_tool_calls[call.call_id] = call
 
-    def take_tool_call(self, call_id: str) -> str | None:
-        """Forget a pending call and return its function name; None if it is not pending."""
+    def take_tool_call(self, call_id: str) -> PendingCall | None:
+        """Forget a pending call and return it; None if it is not pending."""
         return self.pending_tool_calls.pop(call_id, None)
 
-    def remember_handle(self, handle: str, context: ModelContext) -> None:
-        """Keep ``context`` for a later setup resuming with ``handle``."""
-        handles = self.resumption_handles
-        handles[handle] = context
-        while len(handles) > MAX_RESUMPTION_HANDLES:
-            del handles[next(iter(handles))]
+    def has_pending_calls(self, conversation: int) -> bool:
+        """Whether a call made in ``conversation`` awaits its response."""
+        return any(call.conversation == conversation for call in self.pending_tool_calls.values())
 
     def lookup_handle(self, handle: str) -> ModelContext | None:
-        """The context ``handle`` resumes, or None for an unknown handle."""
-        return self.resumption_handles.get(handle)
-
-    def notify(self) -> None:
-        """Wake ``wait_for`` callers and listeners: a record changed."""
-        self._changed.set()
-        self._changed = asyncio.Event()
-        for listener in self.listeners:
-            listener()
-
-    def may_record(self, record: Connection, size: int) -> bool:
-        """Whether ``size`` more bytes of media may be kept for ``record``."""
-        limit = self.record_limit_bytes
-        if limit is not None and record.recorded_bytes + size > limit:
-            if not record.truncated and limit > 0:
-                logger.warning("Connection #%s: record limit reached, media not kept", record.index)
-            record.truncated = True
-            return False
-        record.recorded_bytes += size
-        return True
+        """The context ``handle`` resumes, or None for a handle never sent."""
+        issued = self.handles.issued.get(handle)
+        return issued.context if issued is not None else None
 
     def _session(self, index: int) -> LiveConnectionHandler:
         """The live session of connection ``index`` (negative counts from the end)."""
@@ -320,13 +280,6 @@ class StandIn:
         if session is None:
             raise RuntimeError(f"Connection #{record.index} is closed.")
         return session
-
-    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Refuse handshakes for any path but BidiGenerateContent, like Google does."""
-        if PATH_RE.match(urlsplit(request.path).path):
-            return None
-        logger.warning("Refused WebSocket handshake for unknown path %s", request.path)
-        return connection.respond(HTTPStatus.NOT_FOUND, "Not found.\n")
 
     async def _handle(self, ws: ServerConnection) -> None:
         """Serve one connection from setup to close."""
@@ -353,29 +306,3 @@ class StandIn:
             self._forget_old(record)
             logger.info("Connection #%s closed (%s)", record.index, record.close_code)
             self.notify()
-
-    def _forget_old(self, record: Connection) -> None:
-        """Drop the media of closed connections beyond ``keep_closed_records``."""
-        self._closed_order.append(record)
-        keep = self.keep_closed_records
-        while keep is not None and len(self._closed_order) > keep:
-            old = self._closed_order.pop(0)
-            for items in (old.messages, old.audio, old.frames, old.replies):
-                items.clear()
-            old.truncated, old.recorded_bytes = True, 0
-
-    def _timeout_message(self, predicate: Callable[[], bool], timeout: float) -> str:
-        """Why ``wait_for`` gave up, with a summary of every connection."""
-        code = getattr(predicate, "__code__", None)
-        where = f" ({code.co_filename}:{code.co_firstlineno})" if code else ""
-        name = getattr(predicate, "__qualname__", repr(predicate))
-        state = "; ".join(record.summary() for record in self.connections) or "no connections"
-        return f"Condition {name}{where} not met within {timeout} s. Stand-in: {state}"
-
-
-def predicate_holds(predicate: Callable[[], bool]) -> bool:
-    """``predicate()``, with lookups into records that do not exist yet as False."""
-    try:
-        return bool(predicate())
-    except (LookupError, AttributeError):
-        return False

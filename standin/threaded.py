@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from standin.records import Behaviour, Connection
-from standin.server import DEFAULT_RECORD_LIMIT, StandIn, predicate_holds
+from standin.server import DEFAULT_RECORD_LIMIT, UNKNOWN_KIND, StandIn, predicate_holds
 
 T = TypeVar("T")
 
@@ -116,13 +116,27 @@ class ThreadedStandIn:
         """Send a raw server message on a live connection."""
         self._call(self.standin.push(message, connection=connection))
 
+    def push_unknown(
+        self, kind: str = UNKNOWN_KIND, body: dict[str, Any] | None = None, *, connection: int = -1
+    ) -> None:
+        """Send a message whose only key is ``kind``, one the SDK does not know."""
+        self._call(self.standin.push_unknown(kind, body, connection=connection))
+
+    def push_raw(self, text: str, *, connection: int = -1) -> None:
+        """Send a text frame exactly as given, malformed JSON included."""
+        self._call(self.standin.push_raw(text, connection=connection))
+
     def interrupt(self, *, connection: int = -1) -> None:
-        """Cancel the reply in progress and send ``serverContent.interrupted``."""
+        """Cut the reply playing: ``interrupted``, then turnComplete (with usage) for it."""
         self._call(self.standin.interrupt(connection=connection))
 
     def disconnect(self, *, connection: int = -1, code: int = 1000, reason: str = "") -> None:
         """Close a live connection."""
         self._call(self.standin.disconnect(connection=connection, code=code, reason=reason))
+
+    def deadline_expire(self, *, connection: int = -1) -> None:
+        """Close with 1011 "Deadline expired..." and expire every handle of its conversation."""
+        self._call(self.standin.deadline_expire(connection=connection))
 
     def go_away(self, time_left: float, *, connection: int = -1, close: bool = True) -> None:
         """Send ``goAway``; with ``close``, close the connection with 1000 when time is up."""

@@ -1,5 +1,7 @@
 """The Gemini Live stand-in, driven by the real google-genai SDK over TLS (no mocks).
 
+The default model is ``gemini-3.8-live``: AUDIO replies only, each split by a
+turnComplete with ``interactionStatus: IN_PROGRESS`` and ended by one saying ``IDLE``.
 No Django here: these tests define their own fixtures and run with ``-p no:django``.
 """
 
@@ -28,9 +30,11 @@ from PIL import Image
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from standin import Behaviour, StandIn, ThreadedStandIn
+from standin.profiles import DEFAULT_MODEL, PROFILES
+from tests.standin.sdk import BLOCKING_MODEL, kinds
 
 API_KEY = "standin-test-key-0123456789-SECRET"
-MODEL = "gemini-live-2.5-flash-preview"
+MODEL = DEFAULT_MODEL
 SYSTEM = "You are a terse test assistant."
 PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 PCM16K = "audio/pcm;rate=16000"
@@ -53,7 +57,7 @@ def make_client(base_url: str, ssl_context: Any) -> genai.Client:
 
 
 def live_config(modality: str = "AUDIO") -> types.LiveConnectConfig:
-    """AUDIO (voice Puck) or TEXT replies, both transcriptions, a system instruction."""
+    """AUDIO replies (voice Puck), both transcriptions, a system instruction."""
     return types.LiveConnectConfig(
         response_modalities=[types.Modality(modality)],
         speech_config=types.SpeechConfig(
@@ -68,15 +72,15 @@ def live_config(modality: str = "AUDIO") -> types.LiveConnectConfig:
 
 
 @contextlib.asynccontextmanager
-async def connect(standin: StandIn, modality: str = "AUDIO") -> AsyncIterator[Any]:
+async def connect(standin: StandIn, model: str = MODEL) -> AsyncIterator[Any]:
     """An SDK Live session with the stand-in."""
     client = make_client(standin.base_url, standin.client_ssl_context())
-    async with client.aio.live.connect(model=MODEL, config=live_config(modality)) as session:
+    async with client.aio.live.connect(model=model, config=live_config()) as session:
         yield session
 
 
 async def collect_turn(session: Any, timeout: float = 10.0) -> list[types.LiveServerMessage]:
-    """Every message up to and including turnComplete (``receive()`` stops there)."""
+    """Every message up to the turn's end (``receive()`` stops at an IDLE turnComplete)."""
     async with asyncio.timeout(timeout):
         return [message async for message in session.receive()]
 
@@ -160,6 +164,10 @@ async def test_setup_is_recorded_acknowledged_and_the_key_never_kept(
     }
     assert record.replies == [{"setupComplete": {}}]
     assert record.messages == []
+    assert record.profile is PROFILES[MODEL]
+    assert record.turn_coverage == "TURN_INCLUDES_AUDIO_ACTIVITY_AND_ALL_VIDEO"  # its default
+    assert (record.media_resolution, record.thinking_level) == (None, None)
+    assert record.conversation == 0
     assert record.close_code == 1000
     assert record.had_api_key is True
     assert record.headers["x-goog-api-key"] == "<redacted>"
@@ -183,11 +191,13 @@ async def test_setup_keys_are_normalised_but_user_names_kept_and_resumption_upda
         ),
     )
     config = types.LiveConnectConfig(
-        response_modalities=[types.Modality.TEXT],
+        response_modalities=[types.Modality.AUDIO],
         tools=[types.Tool(function_declarations=[lookup])],
         realtime_input_config=types.RealtimeInputConfig(
-            automatic_activity_detection=types.AutomaticActivityDetection(disabled=True)
+            automatic_activity_detection=types.AutomaticActivityDetection(disabled=True),
+            turn_coverage=types.TurnCoverage.TURN_INCLUDES_ALL_INPUT,
         ),
+        media_resolution=types.MediaResolution.MEDIA_RESOLUTION_LOW,
         session_resumption=types.SessionResumptionConfig(),
     )
     client = make_client(standin.base_url, standin.client_ssl_context())
@@ -211,8 +221,17 @@ async def test_setup_keys_are_normalised_but_user_names_kept_and_resumption_upda
             ]
         }
     ]
-    assert setup["realtimeInputConfig"] == {"automaticActivityDetection": {"disabled": True}}
+    assert setup["realtimeInputConfig"] == {
+        "automaticActivityDetection": {"disabled": True},
+        "turnCoverage": "TURN_INCLUDES_ALL_INPUT",
+    }
+    assert setup["generationConfig"]["mediaResolution"] == "MEDIA_RESOLUTION_LOW"
     assert setup["sessionResumption"] == {}
+    record = standin.connections[0]
+    assert (record.turn_coverage, record.media_resolution) == (
+        "TURN_INCLUDES_ALL_INPUT",
+        "MEDIA_RESOLUTION_LOW",
+    )
     assert turn[0].session_resumption_update.new_handle == "standin-0-0"  # after setupComplete
     assert update.session_resumption_update.new_handle == "standin-0-1"
     assert update.session_resumption_update.resumable is True
@@ -241,22 +260,22 @@ async def test_audio_bytes_arrive_exactly_from_url_safe_base64(standin: StandIn)
 @pytest.mark.asyncio
 async def test_video_frames_are_exact_sized_and_get_no_reply_alone(standin: StandIn) -> None:
     jpeg, png = image((64, 48), "JPEG"), image((32, 16), "PNG")
-    async with connect(standin, "TEXT") as session:
+    async with connect(standin) as session:
         await session.send_realtime_input(video=types.Blob(data=jpeg, mime_type="image/jpeg"))
         await session.send_realtime_input(video=types.Blob(data=png, mime_type="image/png"))
         await standin.wait_for(lambda: len(standin.connections[0].frames) == 2)
-        await asyncio.sleep(0.3)
         assert standin.connections[0].replies == [{"setupComplete": {}}]
         await session.send_realtime_input(text="What do you see?")
+        # The first message after the frames is the text's reply: they got none alone.
         turn = await collect_turn(session)
 
     record = standin.connections[0]
     assert record.frames == [("image/jpeg", jpeg), ("image/png", png)]
     assert record.texts == ["What do you see?"]
-    reply = "".join(part.text or "" for part in model_parts(turn))
-    frames = "2 frames (latest 32x16)"
-    assert reply == f'You said: "What do you see?". {summary(frames)}'
-    assert all(part.inline_data is None for part in model_parts(turn))
+    frames = "2 frames (latest 32x16)"  # the default turn coverage counts every frame
+    assert output_text(turn) == f'You said: "What do you see?". {summary(frames)}'
+    assert all(part.inline_data.mime_type == "audio/pcm;rate=24000" for part in model_parts(turn))
+    assert kinds(record.replies)[1:3] == ["audio", "out"]
 
 
 @pytest.mark.asyncio
@@ -268,12 +287,13 @@ async def test_text_turn_streams_audio_and_transcript_then_ends_with_usage(
         turn = await collect_turn(session)
 
     expected = f'You said: "Hello there". {summary()}'
-    kinds = [
-        "audio" if m.server_content.model_turn else "transcript"
-        for m in turn[:-2]
-        if m.server_content
-    ]
-    assert kinds == ["audio", "transcript"] * 6  # interleaved
+    # Interleaved, in two parts: more output follows the IN_PROGRESS turnComplete.
+    half = ["audio", "out"] * 3
+    sent = kinds(standin.connections[0].replies)
+    assert sent == ["setupComplete", *half, "in_progress", *half, "generationComplete", "complete"]
+    assert turn[6].server_content.turn_complete is True
+    assert turn[6].server_content.interaction_status == types.InteractionStatus.IN_PROGRESS
+    assert turn[6].usage_metadata is None
     parts = model_parts(turn)
     assert [p.inline_data.mime_type for p in parts] == ["audio/pcm;rate=24000"] * 6
     assert [len(p.inline_data.data) for p in parts] == [4800] * 6  # 0.1 s of 24 kHz PCM16
@@ -287,6 +307,7 @@ async def test_text_turn_streams_audio_and_transcript_then_ends_with_usage(
     assert turn[-2].server_content.generation_complete is True
     final = turn[-1]
     assert final.server_content.turn_complete is True
+    assert final.server_content.interaction_status == types.InteractionStatus.IDLE
     usage = final.usage_metadata
     assert (usage.prompt_token_count, usage.response_token_count) == (100, 50)
     assert usage.total_token_count == 150
@@ -297,7 +318,7 @@ async def test_text_turn_streams_audio_and_transcript_then_ends_with_usage(
         (types.MediaModality.AUDIO, 50)
     ]
     assert standin.connections[0].replies[-1] == {
-        "serverContent": {"turnComplete": True},
+        "serverContent": {"turnComplete": True, "interactionStatus": "IDLE"},
         "usageMetadata": {
             "promptTokenCount": 100,
             "responseTokenCount": 50,
@@ -328,18 +349,18 @@ async def test_turns_follow_each_other_and_queued_texts_never_interleave(
 
 
 @pytest.mark.asyncio
-async def test_text_modality_replies_in_text_parts(standin: StandIn) -> None:
-    async with connect(standin, "TEXT") as session:
-        await session.send_realtime_input(text="Say it in text")
-        turn = await collect_turn(session)
+async def test_text_modality_is_refused_with_1007(standin: StandIn) -> None:
+    client = make_client(standin.base_url, standin.client_ssl_context())
+    with pytest.raises(errors.APIError) as info:
+        async with client.aio.live.connect(model=MODEL, config=live_config("TEXT")):
+            pass
 
-    texts = [part.text for part in model_parts(turn)]
-    assert "".join(texts) == f'You said: "Say it in text". {summary()}'
-    assert len(texts) == 6
-    assert all(1 <= len(text.split()) <= 3 for text in texts)
-    assert fragments(turn, "output_transcription") == []
-    details = turn[-1].usage_metadata.response_tokens_details
-    assert [(d.modality, d.token_count) for d in details] == [(types.MediaModality.TEXT, 50)]
+    reason = "Cannot extract voices from a non-audio request."
+    assert (info.value.code, info.value.details) == (1007, reason)
+    await standin.wait_for(lambda: standin.connections[0].closed)
+    record = standin.connections[0]
+    assert record.setup["generationConfig"]["responseModalities"] == ["TEXT"]
+    assert (record.close_code, record.close_reason, record.replies) == (1007, reason, [])
 
 
 @pytest.mark.asyncio
@@ -374,11 +395,27 @@ async def test_spoken_tone_is_transcribed_with_its_frequency(standin: StandIn) -
     assert match, heard
     assert int(match[1]) == pytest.approx(440, rel=0.02)
     assert output_text(turn) == f"I heard 1.2 s of audio. {summary(audio_s='1.2')}"
+    # The user's words come late: the first before the reply, the rest within it.
     first_audio = next(i for i, m in enumerate(turn) if m.server_content.model_turn)
-    last_heard = max(i for i, m in enumerate(turn) if m.server_content.input_transcription)
-    assert last_heard < first_audio
+    heard_at = [i for i, m in enumerate(turn) if m.server_content.input_transcription]
+    assert heard_at[0] < first_audio < heard_at[-1]
     details = turn[-1].usage_metadata.prompt_tokens_details
     assert [d.modality for d in details] == [types.MediaModality.AUDIO]
+
+
+@pytest.mark.asyncio
+async def test_input_transcription_all_before_the_reply_when_not_late(standin: StandIn) -> None:
+    standin.behaviour.late_input_transcription = False
+    async with connect(standin) as session:
+        await send_audio(session, pcm_tone(440, 0.6))
+        await session.send_realtime_input(audio_stream_end=True)
+        turn = await collect_turn(session)
+
+    first_audio = next(i for i, m in enumerate(turn) if m.server_content.model_turn)
+    heard_at = [i for i, m in enumerate(turn) if m.server_content.input_transcription]
+    assert len(heard_at) >= 2
+    assert heard_at == list(range(len(heard_at)))  # the turn opens with all of them
+    assert max(heard_at) < first_audio
 
 
 @pytest.mark.asyncio
@@ -397,6 +434,7 @@ async def test_silence_stream_end_and_length_limit_end_utterances(standin: Stand
         assert output_text(turn).startswith("I heard 0.3 s of audio. ")
 
         standin.behaviour.max_utterance_s = 0.5
+        standin.behaviour.barge_in = False  # the tone goes on while the first reply plays
         await send_audio(session, pcm_tone(300, 0.8))
         first = await collect_turn(session)
         await session.send_realtime_input(audio_stream_end=True)
@@ -406,7 +444,7 @@ async def test_silence_stream_end_and_length_limit_end_utterances(standin: Stand
 
 
 @pytest.mark.asyncio
-async def test_interrupt_stops_the_reply_without_turn_complete(standin: StandIn) -> None:
+async def test_interrupt_stops_the_reply_and_completes_the_turn(standin: StandIn) -> None:
     standin.behaviour.reply_audio_s = 2.0
     standin.behaviour.chunk_interval_s = 0.05
     interrupted: list[types.LiveServerMessage] = []
@@ -417,23 +455,33 @@ async def test_interrupt_stops_the_reply_without_turn_complete(standin: StandIn)
                 interrupted.append(message)
                 if len(interrupted) == 1:
                     await standin.interrupt()
-                if message.server_content and message.server_content.interrupted:
-                    break
         standin.behaviour.reply_audio_s = 0.6
         standin.behaviour.chunk_interval_s = 0.0
         await session.send_realtime_input(text="Short one")
         after = await collect_turn(session)
 
-    assert interrupted[-1].server_content.interrupted is True
+    # receive() ended at the turnComplete that follows interrupted: one turn.
+    assert interrupted[-2].server_content.interrupted is True
+    assert interrupted[-1].server_content.turn_complete is True
+    assert interrupted[-1].usage_metadata.total_token_count == 150
     assert 1 <= len(model_parts(interrupted)) < 20
-    assert not any(m.server_content.turn_complete for m in interrupted)
     assert not any(m.server_content.generation_complete for m in interrupted)
-    assert not any(m.usage_metadata for m in interrupted)
+    assert sum(bool(m.usage_metadata) for m in interrupted) == 1
     assert output_text(after) == f'You said: "Short one". {summary()}'  # nothing left over
     replies = standin.connections[0].replies
     cut = replies.index({"serverContent": {"interrupted": True}})
     assert not any("usageMetadata" in reply for reply in replies[:cut])
-    assert sum("usageMetadata" in reply for reply in replies) == 1
+    assert replies[cut + 1] == {
+        "serverContent": {"turnComplete": True, "interactionStatus": "IDLE"},
+        "usageMetadata": {
+            "promptTokenCount": 100,
+            "responseTokenCount": 50,
+            "totalTokenCount": 150,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 100}],
+            "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": 50}],
+        },
+    }
+    assert sum("usageMetadata" in reply for reply in replies) == 2
 
 
 @pytest.mark.asyncio
@@ -463,11 +511,6 @@ async def test_pushed_messages_arrive_and_tool_responses_are_recorded(standin: S
     ]
 
 
-def reply_text(turn: list[types.LiveServerMessage]) -> str:
-    """The text parts of a TEXT turn, joined."""
-    return "".join(part.text or "" for part in model_parts(turn))
-
-
 def function_response(call_id: str, name: str, **response: Any) -> list[types.FunctionResponse]:
     """One function response, as the SDK sends it."""
     return [types.FunctionResponse(id=call_id, name=name, response=response)]
@@ -477,7 +520,7 @@ def function_response(call_id: str, name: str, **response: Any) -> list[types.Fu
 async def test_scripted_tool_calls_are_answered_cancelled_and_waited_for(
     standin: StandIn,
 ) -> None:
-    async with connect(standin, "TEXT") as session:
+    async with connect(standin) as session:
         first = await standin.call_tool("lookup", {"query_text": "x"})
         message = await next_message(session)
         call = {"id": first, "name": "lookup", "args": {"query_text": "x"}}
@@ -487,7 +530,7 @@ async def test_scripted_tool_calls_are_answered_cancelled_and_waited_for(
             "id": first, "name": "lookup", "response": {"n": 4},
         }  # fmt: skip
         # A response to one of its own calls gets a reply turn quoting it.
-        assert reply_text(await collect_turn(session)) == 'Function lookup returned {"n": 4}.'
+        assert output_text(await collect_turn(session)) == 'Function lookup returned {"n": 4}.'
 
         assert await standin.call_tool("lookup", {}, call_id="mine") == "mine"
         await next_message(session)
@@ -497,7 +540,7 @@ async def test_scripted_tool_calls_are_answered_cancelled_and_waited_for(
         # A late response is recorded, but gets no reply: the next turn is the text's.
         await session.send_tool_response(function_responses=function_response("mine", "lookup"))
         await session.send_realtime_input(text="next")
-        assert reply_text(await collect_turn(session)).startswith('You said: "next".')
+        assert output_text(await collect_turn(session)).startswith('You said: "next".')
         with pytest.raises(TimeoutError, match="tool_calls=2 tool_responses=2"):
             await standin.wait_for_tool_response("never-called", timeout=0.1)
 
@@ -511,7 +554,8 @@ async def test_scripted_tool_calls_are_answered_cancelled_and_waited_for(
 
 @pytest.mark.asyncio
 async def test_the_note_trigger_makes_the_model_call_save_note(standin: StandIn) -> None:
-    async with connect(standin, "AUDIO") as session:
+    # A model whose calls block by default: the call is all the turn says until the response.
+    async with connect(standin, BLOCKING_MODEL) as session:
         await session.send_realtime_input(text="Please NOTE: Standup | Move it to 10:30")
         message = await next_message(session)
         [call] = message.tool_call.function_calls
@@ -571,7 +615,7 @@ async def test_invalid_input_is_recorded_and_closed_with_1007(
     uri = standin.base_url.replace("https://", "wss://") + PATH
     data = bytes(range(256)) * 2
     async with websockets.connect(uri, ssl=standin.client_ssl_context()) as ws:
-        await ws.send(json.dumps({"setup": {"model": "models/x"}}))
+        await ws.send(json.dumps({"setup": {"model": f"models/{MODEL}"}}))
         assert json.loads(await ws.recv()) == {"setupComplete": {}}
         # The standard base64 alphabet is accepted too, as is the legacy mediaChunks.
         chunk = {"data": base64.b64encode(data).decode(), "mime_type": PCM16K}
@@ -624,7 +668,9 @@ async def test_record_limits_bound_memory_but_not_behaviour(tmp_path: Path) -> N
         await server.wait_for(lambda: all(c.closed for c in server.connections))
         first, second = server.connections
         assert (first.truncated, first.replies, first.texts) == (True, [], ["one"])
-        assert (second.truncated, len(second.replies)) == (False, 15)
+        # setupComplete, 6 audio chunks and 6 transcription fragments, the IN_PROGRESS
+        # turnComplete, generationComplete and the final turnComplete.
+        assert (second.truncated, len(second.replies)) == (False, 16)
 
 
 @pytest.mark.asyncio

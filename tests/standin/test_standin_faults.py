@@ -23,9 +23,10 @@ from google.genai import errors, types
 from PIL import Image
 
 from standin import Behaviour, ModelContext, StandIn, ThreadedStandIn
+from standin.profiles import DEFAULT_MODEL
 
 API_KEY = "standin-faults-test-key"
-MODEL = "gemini-live-2.5-flash-preview"
+MODEL = DEFAULT_MODEL
 PCM16K = "audio/pcm;rate=16000"
 DURATION_JSON = re.compile(r"(\d+)(\.\d{3}|\.\d{6}|\.\d{9})?s")
 CLOCK_SLACK_S = 1e-3  # asyncio may run a timer up to its clock resolution early
@@ -46,10 +47,12 @@ def make_client(base_url: str, ssl_context: Any) -> genai.Client:
     return genai.Client(api_key=API_KEY, http_options=options)
 
 
-def text_config(resumption: types.SessionResumptionConfig | None) -> types.LiveConnectConfig:
-    """TEXT replies, with session resumption as given."""
+def audio_config(resumption: types.SessionResumptionConfig | None) -> types.LiveConnectConfig:
+    """AUDIO replies with output transcription, with session resumption as given."""
     return types.LiveConnectConfig(
-        response_modalities=[types.Modality.TEXT], session_resumption=resumption
+        response_modalities=[types.Modality.AUDIO],
+        output_audio_transcription=types.AudioTranscriptionConfig(),
+        session_resumption=resumption,
     )
 
 
@@ -58,9 +61,9 @@ async def connect(
     server: StandIn | ThreadedStandIn,
     resumption: types.SessionResumptionConfig | None = None,
 ) -> AsyncIterator[Any]:
-    """An SDK Live session with TEXT replies."""
+    """An SDK Live session with AUDIO replies and their transcription."""
     client = make_client(server.base_url, server.client_ssl_context())
-    config = text_config(resumption)
+    config = audio_config(resumption)
     async with client.aio.live.connect(model=MODEL, config=config) as session:
         yield session
 
@@ -110,12 +113,11 @@ async def receive_forever(
 
 
 def reply_text(turn: list[types.LiveServerMessage]) -> str:
-    """The model's text parts in a turn, joined."""
+    """The output transcription of a turn, joined."""
     return "".join(
-        part.text or ""
+        message.server_content.output_transcription.text or ""
         for message in turn
-        if message.server_content and message.server_content.model_turn
-        for part in message.server_content.model_turn.parts or []
+        if message.server_content and message.server_content.output_transcription
     )
 
 
@@ -290,7 +292,8 @@ async def test_go_away_without_close_leaves_the_connection_open(standin: StandIn
         message = await next_message(session)
         await standin.go_away(0.05, connection=0, close=False)
         await next_message(session)
-        await asyncio.sleep(0.2)
+        with pytest.raises(TimeoutError):  # no close comes when the 0.05 s are up
+            await next_message(session, timeout=0.2)
         turn = await collect_turn_after_text(session, "still here")
 
     assert message.go_away.time_left == "2s"
@@ -326,8 +329,9 @@ async def test_abort_mid_turn_drops_the_connection_after_some_of_the_turn(
         received, error = await receive_until_error(session)
 
     assert error.code == 1006  # no close frame: an abnormal closure
-    assert len(received) == 2
-    assert reply_text(received) == 'You said: "cut me off". '
+    assert len(received) == 2  # the first audio chunk and the first transcription fragment
+    assert received[0].server_content.model_turn.parts[0].inline_data.data
+    assert reply_text(received) == "You said: "
     assert not any(m.server_content.turn_complete for m in received)
     await standin.wait_for(lambda: standin.connections[0].closed)
     record = standin.connections[0]
@@ -482,9 +486,15 @@ async def test_reply_delay_s_holds_each_reply_back_and_chunk_interval_s_paces_it
     # text was recorded, and each later step of the reply chunk_interval_s after the last.
     heard, first_reply = clock.texts[0], clock.replies[1]
     assert first_reply >= heard + 0.6 - CLOCK_SLACK_S
-    steps = clock.replies[1 : 1 + len(turn)]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(steps)]
-    assert len(gaps) == len(turn) - 1
-    # Steps: every text part, then generationComplete, then turnComplete.
+    # Steps: an audio chunk with its transcription fragment each, the IN_PROGRESS
+    # turnComplete, generationComplete, then the final turnComplete.
+    sent = record.replies[1 : 1 + len(turn)]
+    starts = [
+        at
+        for at, reply in zip(clock.replies[1 : 1 + len(turn)], sent, strict=True)
+        if "outputTranscription" not in reply["serverContent"]
+    ]
+    assert len(starts) == parts + 3
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert all(gap >= 0.05 - CLOCK_SLACK_S for gap in gaps)
     assert record.texts == ["slow one two three four five six", "quick"]

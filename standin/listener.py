@@ -1,0 +1,177 @@
+"""The ears and eyes of the stand-in's synthetic model: utterances, frames and texts.
+
+A simple energy voice-activity detector cuts the user's audio into utterances (ended by
+a pause, the end of the stream, activityEnd or the length limit). Frames count toward
+the model's context as the session's turn coverage says: with
+``TURN_INCLUDES_ONLY_ACTIVITY`` only a frame seen during user activity (an utterance in
+progress, between activityStart and activityEnd) or up to ``Behaviour.activity_window_s``
+before a user text; with either other coverage every frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from standin import media
+from standin.profiles import AUDIO_ACTIVITY_AND_ALL_VIDEO, ONLY_ACTIVITY
+from standin.protocol import now
+from standin.records import Behaviour, ModelContext
+
+logger = logging.getLogger(__name__)
+
+PITCH_ANALYSIS_S = 2.0  # bounds the pure-Python pitch estimate's cost per utterance
+EPSILON = 1e-6
+
+
+class BehaviourHost(Protocol):
+    """Whatever holds the live :class:`Behaviour` (``StandIn``)."""
+
+    behaviour: Behaviour
+
+
+@dataclass
+class Utterance:
+    """User speech collected until a pause, the end of the stream or the length limit."""
+
+    rate: int
+    pcm: bytearray = field(default_factory=bytearray)
+    speech_bytes: int = 0
+    seconds: float = 0.0
+    silence_s: float = 0.0
+
+
+class Listener:
+    """What the synthetic model heard and saw; ``on_utterance(seconds, pitch)`` per utterance."""
+
+    def __init__(self, host: BehaviourHost) -> None:
+        self.coverage = AUDIO_ACTIVITY_AND_ALL_VIDEO
+        self.audio_s = 0.0
+        self.frame_count = 0
+        self.frame_size: media.Size | None = None
+        self.texts: list[str] = []
+        self.on_utterance: Callable[[float, float | None], None] = _ignore
+        self._host = host
+        self._utterance: Utterance | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._manual_activity = False
+        self._idle_frames: list[tuple[float, media.Size | None]] = []
+
+    @property
+    def active(self) -> bool:
+        """Whether the user is active now: speaking, or between activityStart and End."""
+        return self._utterance is not None or self._manual_activity
+
+    def context(self, turns_done: int) -> ModelContext:
+        """A snapshot of what the model knows, for a resumption handle."""
+        return ModelContext(
+            turns_done=turns_done, audio_s=self.audio_s, frame_count=self.frame_count,
+            frame_size=self.frame_size, texts=tuple(self.texts),
+        )  # fmt: skip
+
+    def restore(self, context: ModelContext) -> None:
+        """Continue from a snapshot taken on an earlier connection."""
+        self.audio_s, self.frame_count = context.audio_s, context.frame_count
+        self.frame_size, self.texts = context.frame_size, list(context.texts)
+
+    def summary(self) -> str:
+        """What the model has received so far, as the replies state it."""
+        frames = "no frames"
+        if self.frame_count:
+            size = "x".join(map(str, self.frame_size)) if self.frame_size else "unknown size"
+            frames = f"{self.frame_count} frames (latest {size})"
+        return f"So far I have received {frames} and {self.audio_s:.1f} s of audio."
+
+    def see_frame(self, data: bytes, *, explicit: bool = False) -> bool:
+        """A frame (``explicit``: part of a client turn); whether it counts toward the context."""
+        size = media.image_dimensions(data)
+        if explicit or self.coverage != ONLY_ACTIVITY or self.active:
+            self._count_frame(size)
+            return True
+        at, window = now(), self._host.behaviour.activity_window_s
+        self._idle_frames = [item for item in self._idle_frames if item[0] >= at - window]
+        self._idle_frames.append((at, size))
+        return False
+
+    def hear_text(self, text: str) -> None:
+        """A user text: context, and activity for the frames just before it."""
+        window = self._host.behaviour.activity_window_s
+        since = now() - window
+        for seen_at, size in self._idle_frames:
+            if window > 0 and seen_at >= since:
+                self._count_frame(size)
+        self._idle_frames.clear()
+        self.texts.append(text)
+
+    def hear_audio(self, mime: str, data: bytes) -> bool:
+        """Run the voice-activity detector over a chunk; True if it starts an utterance."""
+        rate = media.sample_rate(mime)
+        seconds = media.pcm16_duration(data, rate)
+        self.audio_s += seconds
+        behaviour = self._host.behaviour
+        if not behaviour.analyse_audio:
+            return False
+        loud = media.pcm16_rms(data) >= behaviour.silence_rms
+        utterance, started = self._utterance, False
+        if utterance is None:
+            if not loud:
+                return False
+            utterance = self._utterance = Utterance(rate)
+            started = True
+        utterance.pcm += data
+        utterance.seconds += seconds
+        if loud:
+            utterance.speech_bytes, utterance.silence_s = len(utterance.pcm), 0.0
+            self._arm_timer(behaviour.speech_gap_s)
+        else:
+            utterance.silence_s += seconds
+        if (
+            utterance.silence_s >= behaviour.speech_gap_s - EPSILON
+            or utterance.seconds >= behaviour.max_utterance_s - EPSILON
+        ):
+            self.end_utterance()
+        return started
+
+    def activity_start(self) -> None:
+        """The client says the user started speaking (manual activity detection)."""
+        self._manual_activity = True
+
+    def activity_end(self) -> None:
+        """The client says the user stopped: the utterance ends."""
+        self._manual_activity = False
+        self.end_utterance()
+
+    def end_utterance(self) -> None:
+        """End the utterance in progress, if any, and report what it held."""
+        self.stop()
+        utterance, self._utterance = self._utterance, None
+        if utterance is None:
+            return
+        speech = bytes(utterance.pcm[: utterance.speech_bytes])
+        heard = media.pcm16_duration(speech, utterance.rate)
+        analysed = speech[: 2 * round(PITCH_ANALYSIS_S * utterance.rate)]
+        self.on_utterance(heard, media.dominant_frequency(analysed, utterance.rate))
+
+    def stop(self) -> None:
+        """Cancel the end-of-utterance timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _count_frame(self, size: media.Size | None) -> None:
+        """One more frame in the model's context."""
+        self.frame_count += 1
+        self.frame_size = size
+
+    def _arm_timer(self, delay: float) -> None:
+        """End the utterance if no speech arrives within ``delay`` seconds."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self.end_utterance)
+
+
+def _ignore(heard: float, frequency: float | None) -> None:
+    """An utterance nobody answers."""
