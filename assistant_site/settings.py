@@ -225,9 +225,23 @@ LOGGING = {
 }
 
 # --- Gemini Live -------------------------------------------------------------------------
-# Without a key the site runs against the built-in offline stand-in (see sessions_app.live).
+# Without a key the site runs against the built-in offline stand-in (standin/, the "offline
+# demo model"): always in development, and with DEBUG off only when GEMINI_OFFLINE_DEMO=1
+# says so, so that a production deployment that lost its key does not quietly serve a fake.
 GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
-GEMINI_MODEL = env.str("GEMINI_MODEL", default="gemini-2.5-flash-native-audio-preview-09-2025")
+GEMINI_OFFLINE_DEMO = env.bool("GEMINI_OFFLINE_DEMO", default=False)
+if not GEMINI_API_KEY and not DEBUG and not GEMINI_OFFLINE_DEMO:
+    raise ImproperlyConfigured(
+        "GEMINI_API_KEY is not set. Set it to your Gemini API key, or set"
+        " GEMINI_OFFLINE_DEMO=1 to serve the built-in offline demo model instead."
+    )
+# A Live API model id; sessions_app.live.models knows what each current model can do
+# (`manage.py check` warns about an id it does not know).
+GEMINI_MODEL = env.str("GEMINI_MODEL", default="gemini-3.8-live")
+# Tokens per screen frame on models that take it: LOW (about 66), MEDIUM (256) or HIGH.
+GEMINI_MEDIA_RESOLUTION = env.str("GEMINI_MEDIA_RESOLUTION", default="MEDIUM").upper()
+if GEMINI_MEDIA_RESOLUTION not in ("LOW", "MEDIUM", "HIGH"):
+    raise ImproperlyConfigured("GEMINI_MEDIA_RESOLUTION must be LOW, MEDIUM or HIGH.")
 GEMINI_API_VERSION = env.str("GEMINI_API_VERSION", default="v1beta")
 GEMINI_API_BASE_URL = env.str("GEMINI_API_BASE_URL", default="")
 GEMINI_CA_BUNDLE = env.str("GEMINI_CA_BUNDLE", default="")

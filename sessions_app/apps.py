@@ -9,3 +9,7 @@ class SessionsAppConfig(AppConfig):
     name = "sessions_app"
     verbose_name = "Live sessions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Register the system checks."""
+        from sessions_app import checks  # noqa: F401

@@ -1,4 +1,9 @@
-"""The share WebSocket: authenticate, parse, dispatch, close codes. Nothing else."""
+"""The share WebSocket: authenticate, parse, dispatch, close codes.
+
+An exception that escapes a handler never ends the consumer with the session still live:
+:meth:`ShareConsumer.dispatch` ends the session as failed (``internal_error``), tells the
+browser and closes the socket with 1011.
+"""
 
 import asyncio
 import contextlib
@@ -6,13 +11,13 @@ import logging
 import uuid
 from typing import Any
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from sessions_app import control, protocol
-from sessions_app.conversation import Conversation
+from sessions_app.conversation import INTERNAL_ERROR_MESSAGE, Conversation, SessionFailed
 from sessions_app.events_log import log_event
-from sessions_app.live.relay import UpstreamUnavailable
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, ErrorCode, ProtocolError
 from sessions_app.ratelimit import ConnectionLimiter, MalformedBudget, RateLimits, Verdict
@@ -93,11 +98,32 @@ class ShareConsumer(AsyncWebsocketConsumer):
         every session on the worker (hundreds of ms at 50 sessions, docs/benchmarks.md).
         This consumer touches the database only through ``database_sync_to_async``, which
         closes old connections around each call itself, so nothing is lost by skipping it.
+
+        Any other exception a handler raises is logged and ends the session properly.
         """
-        if message["type"] == "websocket.receive":
-            await self.websocket_receive(message)
-        else:
-            await super().dispatch(message)
+        try:
+            if message["type"] == "websocket.receive":
+                await self.websocket_receive(message)
+            else:
+                await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            logger.exception("Share socket: handling %s failed", message.get("type"))
+            await self.fail()
+
+    async def fail(self) -> None:
+        """End the live session (if any) as failed, tell the browser, close with 1011."""
+        self.limits = None  # nothing more is read from this socket
+        conversation = self.conversation
+        if conversation is not None and not conversation.ended:
+            await conversation.fail(INTERNAL_ERROR_MESSAGE)  # closes the socket too
+            return
+        with contextlib.suppress(Exception):  # the socket may be what failed
+            await self.send_text(
+                protocol.encode_error(ErrorCode.INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE)
+            )
+            await self.close(code=CloseCode.INTERNAL_ERROR)
 
     async def connect(self) -> None:
         """Accept logged-in, active users only; others get a close code, not a session."""
@@ -216,6 +242,8 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 await self.start_session(message)
             case protocol.Stop():
                 await self.end_session(LiveSession.EndReason.CLIENT_STOP)
+            case protocol.AudioEnd():
+                await self._live().audio_end()
             case protocol.AudioChunk():
                 await self._live().audio(message)
             case protocol.Frame():
@@ -241,9 +269,12 @@ class ShareConsumer(AsyncWebsocketConsumer):
             )  # fmt: skip
             await self.send_text(protocol.encode_error(REFUSAL_CODES[exc.end_reason], exc.message))
             return
-        except UpstreamUnavailable as exc:  # logged as session_error, with the session's ids
-            await self.send_text(protocol.encode_error(ErrorCode.UPSTREAM_UNAVAILABLE, str(exc)))
-            await self.close(code=CloseCode.UPSTREAM_FAILED)
+        except SessionFailed as exc:  # stored and logged as session_error, with the ids
+            failure = exc.failure
+            await self.send_text(
+                protocol.encode_error(failure.error_code, failure.message, **failure.details())
+            )
+            await self.close(code=exc.close_code)
             return
         self.group = control.session_group(self.conversation.session_id)
         if self.channel_layer is not None:

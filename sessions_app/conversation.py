@@ -1,4 +1,10 @@
-"""One live session: the upstream relay, the recorder, and what the browser is told."""
+"""One live session: the upstream relay, the recorder, and what the browser is told.
+
+Whatever goes wrong ends the session properly: a failure to open (the model refused, a
+setting that cannot be used) is stored on the row and raised as :class:`SessionFailed`;
+an error while the session runs, in the relay or in handling one of its events, ends it
+as failed with a message for the browser and a close code. No row is left ``active``.
+"""
 
 import asyncio
 import contextlib
@@ -11,6 +17,7 @@ from typing import Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from google.genai import types
 
@@ -18,13 +25,14 @@ from sessions_app import protocol, services
 from sessions_app.events_log import log_event
 from sessions_app.live import events
 from sessions_app.live.client import (
-    Endpoint,
     build_client,
     build_connect_config,
     endpoint_from_settings,
     resilience_from_settings,
 )
+from sessions_app.live.models import ToolBehaviour, model_info
 from sessions_app.live.relay import LiveRelay, UpstreamUnavailable, cancel_and_wait
+from sessions_app.model_errors import AT_SETUP, MID_SESSION, ModelFailure, model_failure
 from sessions_app.models import LiveSession, TranscriptEntry
 from sessions_app.recorder import SessionRecorder
 from sessions_app.tools import ToolRunner
@@ -35,8 +43,33 @@ Status = LiveSession.Status
 EndReason = LiveSession.EndReason
 Role = TranscriptEntry.Role
 Source = TranscriptEntry.Source
+INTERNAL = protocol.ErrorCode.INTERNAL_ERROR
 
 OUTPUT_BYTES_PER_SECOND = 48000  # PCM16 mono 24 kHz
+INTERNAL_ERROR_MESSAGE = "The server hit an error and ended the session. Start again."
+MISCONFIGURED_MESSAGE = (
+    "The assistant is not configured correctly, so the session could not start."
+    " Tell an administrator."
+)
+# turnCompleteReason values, for the user.
+REFUSED_TURN_MESSAGES = {
+    "PROHIBITED_INPUT_CONTENT": "The model would not answer that: the input was refused.",
+    "IMAGE_PROHIBITED_INPUT_CONTENT": "The model would not answer that: the screen was refused.",
+    "RESPONSE_REJECTED": "The model's answer was withheld by the service.",
+    "MALFORMED_FUNCTION_CALL": "The model's answer failed; ask again.",
+    "NEED_MORE_INPUT": "The model needs more to go on: say or type a little more.",
+}
+REFUSED_TURN_DEFAULT = "The model did not answer that turn ({reason})."
+
+
+class SessionFailed(Exception):
+    """The session could not start; its row is stored as failed with ``end_reason``."""
+
+    def __init__(self, failure: ModelFailure, *, end_reason: str, close_code: int) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.end_reason = end_reason
+        self.close_code = close_code
 
 
 @dataclass(frozen=True)
@@ -95,12 +128,17 @@ class Conversation:
         self.limits = limits
         self.recorder = SessionRecorder(session.id)
         self.relay: LiveRelay | None = None
+        self.model = model_info(session.model)
+        self.text_mode = session.response_modality == LiveSession.Modality.TEXT
         self.tools = ToolRunner(
             session_id=session.id,
             user_id=session.user_id,
             respond=self._tool_response,
             show=browser.send_text,
+            non_blocking=self.model.tool_behaviour is ToolBehaviour.NON_BLOCKING,
         )
+        self._interrupted = False  # the turn in progress was cut off; turnComplete closes it
+        self._spoke = False  # model audio went to the browser in the turn in progress
         self._ended = False
         loop = asyncio.get_running_loop()
         self._started_at = self._active_at = loop.time()
@@ -112,8 +150,8 @@ class Conversation:
     ) -> "Conversation":
         """Create the session row and connect upstream.
 
-        Raises SessionRefused past a limit and UpstreamUnavailable if the model cannot
-        be reached; both are stored on the session row.
+        Raises SessionRefused past a limit and SessionFailed if the session cannot be
+        opened; both are stored on the session row.
         """
         limits = session_limits_from_settings()
         refuse = None
@@ -122,7 +160,6 @@ class Conversation:
                 EndReason.WORKER_LIMIT,
                 "This server is at capacity right now. Try again in a minute.",
             )
-        endpoint = await asyncio.to_thread(endpoint_from_settings)
         session = await database_sync_to_async(services.live_session_create)(
             user=user,
             model=settings.GEMINI_MODEL,
@@ -136,36 +173,44 @@ class Conversation:
         conversation = cls(session=session, browser=browser, limits=limits)
         _live.add(conversation)
         try:
-            await conversation._open(start, endpoint)
+            await conversation._open(start)
         except BaseException:
             _live.discard(conversation)
             raise
         return conversation
 
-    async def _open(self, start: protocol.Start, endpoint: Endpoint) -> None:
-        """Connect upstream and start the watchdog."""
+    async def _open(self, start: protocol.Start) -> None:
+        """Connect upstream and start the watchdog; a failure ends the row (SessionFailed)."""
         await self.browser.send_text(
             protocol.encode("status", state="connecting", session_id=str(self.session_id))
         )
-        relay = LiveRelay(
-            client=build_client(endpoint),
-            model=settings.GEMINI_MODEL,
-            config=build_connect_config(modality=start.modality, voice=start.voice),
-            on_event=self.on_event,
-            connect_timeout=settings.GEMINI_CONNECT_TIMEOUT_S,
-            resilience=resilience_from_settings(),
-        )
         try:
+            endpoint = await asyncio.to_thread(endpoint_from_settings)
+            relay = LiveRelay(
+                client=build_client(endpoint),
+                model=self.model.id,
+                config=build_connect_config(
+                    voice=start.voice,
+                    model=self.model,
+                    media_resolution=settings.GEMINI_MEDIA_RESOLUTION,
+                ),
+                on_event=self.on_event,
+                connect_timeout=settings.GEMINI_CONNECT_TIMEOUT_S,
+                resilience=resilience_from_settings(),
+                history=self.recorder.recent_history,
+                tool_calls_block=not self.tools.non_blocking,
+            )
             await relay.open()
         except UpstreamUnavailable as exc:
-            log_event(
-                "session_error", session_id=self.session_id, user_id=self.user_id,
-                reason=EndReason.UPSTREAM_UNAVAILABLE, error=str(exc), level=logging.WARNING,
-            )  # fmt: skip
-            await self.recorder.finish(
-                status=Status.FAILED, end_reason=EndReason.UPSTREAM_UNAVAILABLE
-            )
-            raise
+            failure = model_failure(exc.code, exc.reason, model=self.model.id, during=AT_SETUP)
+            await self._fail_to_open(failure, EndReason.UPSTREAM_UNAVAILABLE, detail=str(exc))
+        except ImproperlyConfigured as exc:
+            failure = ModelFailure(INTERNAL, MISCONFIGURED_MESSAGE, str(exc))
+            await self._fail_to_open(failure, EndReason.INTERNAL_ERROR, detail=str(exc))
+        except Exception as exc:
+            logger.exception("Session %s could not be opened", self.session_id)
+            failure = ModelFailure(INTERNAL, INTERNAL_ERROR_MESSAGE, repr(exc))
+            await self._fail_to_open(failure, EndReason.INTERNAL_ERROR, detail=repr(exc))
         self.relay = relay
         self._watchdog = asyncio.create_task(self._watch(), name="session-watchdog")
         log_event(
@@ -179,10 +224,28 @@ class Conversation:
                 session_id=str(self.session_id),
                 mode=start.modality.lower(),
                 voice=start.voice,
-                model=settings.GEMINI_MODEL,
+                model=self.model.id,
                 offline_demo=endpoint.offline_demo,
             )
         )
+
+    async def _fail_to_open(self, failure: ModelFailure, end_reason: str, *, detail: str) -> None:
+        """Store the session as failed, log why for the operator, and raise SessionFailed."""
+        logger.warning("Session %s: %s", self.session_id, failure.operator)
+        log_event(
+            "session_error", session_id=self.session_id, user_id=self.user_id,
+            reason=end_reason, error=detail, upstream_code=failure.upstream_code,
+            level=logging.WARNING,
+        )  # fmt: skip
+        self._ended = True
+        await self.tools.close()
+        await self.recorder.finish(status=Status.FAILED, end_reason=end_reason)
+        close_code = (
+            protocol.CloseCode.INTERNAL_ERROR
+            if end_reason == EndReason.INTERNAL_ERROR
+            else protocol.CloseCode.UPSTREAM_FAILED
+        )
+        raise SessionFailed(failure, end_reason=end_reason, close_code=close_code)
 
     async def audio(self, chunk: protocol.AudioChunk) -> None:
         """Relay microphone audio."""
@@ -199,13 +262,18 @@ class Conversation:
     async def text(self, message: protocol.TypedText) -> None:
         """Record and relay a typed message."""
         self._touch()
-        line = self.recorder.typed(message.text)
+        relay = self._relay()
+        self.recorder.typed(message.text)
         await self.browser.send_text(
             protocol.encode(
-                "transcript", role=line.role, source=line.source, text=line.text, final=True
+                "transcript", role=Role.USER, source=Source.TYPED, text=message.text, final=True
             )
         )
-        await self._relay().send_text(message.text)
+        await relay.send_text(message.text)
+
+    async def audio_end(self) -> None:
+        """The microphone stopped: let the model answer what it has heard."""
+        await self._relay().send_audio_end()
 
     async def end(
         self,
@@ -247,21 +315,32 @@ class Conversation:
         await self.browser.session_ended(self.session_id, close_code)
 
     async def on_event(self, event: events.LiveEvent) -> None:
-        """Apply one upstream event: record it and tell the browser."""
+        """Apply one upstream event; an error doing so ends the session, never the worker."""
+        if self._ended:
+            return
+        try:
+            await self._apply(event)
+        except Exception:
+            logger.exception("Session %s: handling %s failed", self.session_id, type(event))
+            await self.fail(INTERNAL_ERROR_MESSAGE)
+
+    async def _apply(self, event: events.LiveEvent) -> None:
+        """Record one upstream event and tell the browser."""
         match event:
             case events.AudioOut(data=data):
                 self.recorder.counters.audio_seconds_out += len(data) / OUTPUT_BYTES_PER_SECOND
-                await self.browser.send_media(protocol.encode_audio(data))
+                if not self.text_mode:  # text mode shows the transcription instead
+                    self._spoke = True
+                    await self.browser.send_media(protocol.encode_audio(data))
             case events.InputTranscript(text=text):
                 await self._fragment(Role.USER, Source.SPEECH, text)
-            case events.OutputTranscript(text=text):
-                await self._fragment(Role.MODEL, Source.SPEECH, text)
-            case events.TextOut(text=text):
-                await self._fragment(Role.MODEL, Source.TEXT_REPLY, text)
-            case events.TurnComplete():
-                await self._turn_ended("turn_complete")
+            case events.OutputTranscript(text=text) | events.TextOut(text=text):
+                source = Source.TEXT_REPLY if self.text_mode else Source.SPEECH
+                await self._fragment(Role.MODEL, source, text)
             case events.Interrupted():
-                await self._turn_ended("interrupted")
+                await self._interrupt()
+            case events.TurnComplete(in_progress=False, reason=reason):
+                await self._turn_ended(reason)
             case events.Usage():
                 await self._usage(event)
             case events.ToolCall(calls=calls):
@@ -269,13 +348,13 @@ class Conversation:
                     self.tools.start(call)
             case events.ToolCallCancellation(ids=ids):
                 self._cancel_tool_calls(ids)
-            case events.UpstreamClosed(error=error):
-                await self._upstream_closed(error)
+            case events.UpstreamClosed(error=error, code=code, reason=reason):
+                await self._upstream_closed(error, code, reason)
             case events.Reconnecting(error=error):
                 await self._reconnecting(error)
             case events.Resumed(how=how):
                 await self._resumed(how)
-            case events.GoAway() | events.ResumptionUpdate():
+            case _:  # goAway, handles, a turn still in progress: the relay's business
                 logger.debug("Session %s: %s", self.session_id, event)
 
     async def _fragment(self, role: str, source: str, text: str) -> None:
@@ -286,11 +365,38 @@ class Conversation:
             protocol.encode("transcript", role=role, source=source, text=text, turn=turn)
         )
 
-    async def _turn_ended(self, how: str) -> None:
-        """Store the turn's lines and tell the browser."""
+    async def _interrupt(self) -> None:
+        """The reply stops here: the browser drops queued audio; turnComplete ends the turn.
+
+        A turn that has shown nothing yet (say, a reply waiting on a tool call) has nothing
+        to cut: it is not reported.
+        """
+        if self._interrupted or not (self._spoke or self.recorder.turns.pending):
+            return
+        self._interrupted = True
+        await self.browser.send_text(protocol.encode("interrupted", turn=self.recorder.turns.turn))
+
+    async def _turn_ended(self, reason: str | None = None) -> None:
+        """Store the turn's lines and tell the browser; an empty, unremarkable turn is no turn."""
+        interrupted, self._interrupted = self._interrupted, False
+        self._spoke = False
+        if not (self.recorder.turns.pending or interrupted or reason):
+            return
         turn = self.recorder.turns.turn
         self.recorder.complete_turn()
-        await self.browser.send_text(protocol.encode(how, turn=turn))
+        fields: dict[str, object] = {"turn": turn}
+        if interrupted:
+            fields["interrupted"] = True
+        if reason:
+            fields["reason"] = reason
+            fields["message"] = REFUSED_TURN_MESSAGES.get(
+                reason, REFUSED_TURN_DEFAULT.format(reason=reason)
+            )
+            log_event(
+                "turn_refused", session_id=self.session_id, user_id=self.user_id, turn=turn,
+                reason=reason,
+            )  # fmt: skip
+        await self.browser.send_text(protocol.encode("turn_complete", **fields))
 
     async def _usage(self, usage: events.Usage) -> None:
         """Add up token usage and show the session totals."""
@@ -301,6 +407,9 @@ class Conversation:
             total=usage.total_tokens,
             prompt_by_modality=usage.prompt_by_modality,
             response_by_modality=usage.response_by_modality,
+            thoughts=usage.thoughts_tokens,
+            tool_use=usage.tool_use_prompt_tokens,
+            tool_use_by_modality=usage.tool_use_by_modality,
         )
         await self.browser.send_text(
             protocol.encode(
@@ -308,8 +417,11 @@ class Conversation:
                 prompt_tokens=counters.prompt_tokens,
                 response_tokens=counters.response_tokens,
                 total_tokens=counters.total_tokens,
+                thoughts_tokens=counters.thoughts_tokens,
+                tool_use_prompt_tokens=counters.tool_use_prompt_tokens,
                 prompt_tokens_by_modality=counters.prompt_tokens_by_modality,
                 response_tokens_by_modality=counters.response_tokens_by_modality,
+                tool_use_prompt_tokens_by_modality=counters.tool_use_prompt_tokens_by_modality,
             )
         )
 
@@ -331,8 +443,9 @@ class Conversation:
             "session_reconnecting", session_id=self.session_id, user_id=self.user_id,
             error=error or "closed", level=logging.WARNING,
         )  # fmt: skip
-        if self.recorder.turns.pending:
-            await self._turn_ended("interrupted")
+        if self.recorder.turns.pending or self._interrupted:
+            await self._interrupt()
+            await self._turn_ended()
         await self.browser.send_text(
             protocol.encode("status", state="reconnecting", session_id=str(self.session_id))
         )
@@ -344,27 +457,50 @@ class Conversation:
             "session_resumed", session_id=self.session_id, user_id=self.user_id, how=how,
             count=self.recorder.counters.resumptions,
         )  # fmt: skip
-        state = "resumed" if how == "reconnect" else "handed_over"
+        state = {"reconnect": "resumed", "fresh": "restarted"}.get(how, "handed_over")
         await self.browser.send_text(
             protocol.encode("status", state=state, session_id=str(self.session_id))
         )
 
-    async def _upstream_closed(self, error: str | None) -> None:
+    async def _upstream_closed(self, error: str | None, code: int | None, reason: str) -> None:
         """The model connection is gone for good: end the session and tell the browser."""
         if error is None:
             await self.end(status=Status.ENDED, reason=EndReason.UPSTREAM_CLOSED)
             return
+        failure = model_failure(code, reason, model=self.model.id, during=MID_SESSION)
+        logger.warning("Session %s: %s %s", self.session_id, failure.operator, error)
         log_event(
             "session_error", session_id=self.session_id, user_id=self.user_id, error=error,
-            level=logging.WARNING,
+            upstream_code=code, level=logging.WARNING,
         )  # fmt: skip
         await self.browser.send_text(
-            protocol.encode_error(protocol.ErrorCode.UPSTREAM_ERROR, error)
+            protocol.encode_error(
+                failure.error_code, failure.message, **failure.details(), detail=error
+            )
         )
         await self.end(
             status=Status.FAILED,
             reason=EndReason.UPSTREAM_ERROR,
             close_code=protocol.CloseCode.UPSTREAM_FAILED,
+        )
+
+    async def fail(self, message: str) -> None:
+        """End the session after an error in the server: stored failed, the socket closed."""
+        if self._ended:
+            return
+        log_event(
+            "session_error", session_id=self.session_id, user_id=self.user_id,
+            reason=EndReason.INTERNAL_ERROR, level=logging.ERROR,
+        )  # fmt: skip
+        with contextlib.suppress(Exception):  # the browser may be what failed
+            await self.browser.send_text(
+                protocol.encode_error(protocol.ErrorCode.INTERNAL_ERROR, message)
+            )
+        await self.end(
+            status=Status.FAILED,
+            reason=EndReason.INTERNAL_ERROR,
+            message=message,
+            close_code=protocol.CloseCode.INTERNAL_ERROR,
         )
 
     def _touch(self) -> None:

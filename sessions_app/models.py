@@ -32,6 +32,7 @@ class LiveSession(models.Model):
         SERVER_SHUTDOWN = "server_shutdown", "Server shutdown"
         WORKER_LOST = "worker_lost", "The server process stopped unexpectedly"
         RATE_LIMITED = "rate_limited", "Closed: the browser sent too much"
+        INTERNAL_ERROR = "internal_error", "Failed: an error in the server"
 
     class Modality(models.TextChoices):
         AUDIO = "AUDIO", "Voice"
@@ -55,10 +56,15 @@ class LiveSession(models.Model):
     audio_seconds_out = models.FloatField(default=0.0)
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     response_tokens = models.PositiveBigIntegerField(default=0)
-    total_tokens = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(
+        default=0, help_text="As the service bills them: thinking and tool-use tokens included."
+    )
+    thoughts_tokens = models.PositiveBigIntegerField(default=0)
+    tool_use_prompt_tokens = models.PositiveBigIntegerField(default=0)
     # Tokens per modality as the model reports them, e.g. {"AUDIO": 1200, "TEXT": 40}.
     prompt_tokens_by_modality = models.JSONField(default=dict, blank=True)
     response_tokens_by_modality = models.JSONField(default=dict, blank=True)
+    tool_use_prompt_tokens_by_modality = models.JSONField(default=dict, blank=True)
     resumptions = models.PositiveIntegerField(
         default=0, help_text="How often the model connection was handed over or resumed."
     )

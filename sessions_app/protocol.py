@@ -30,6 +30,7 @@ class CloseCode(IntEnum):
     """WebSocket close codes the server uses."""
 
     NORMAL = 1000
+    INTERNAL_ERROR = 1011
     PROTOCOL_ERROR = 4400
     UNAUTHENTICATED = 4401
     UPSTREAM_FAILED = 4502
@@ -52,6 +53,10 @@ class ErrorCode(StrEnum):
     ALREADY_STARTED = "already_started"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_ERROR = "upstream_error"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    MODEL_REFUSED = "model_refused"
+    MODEL_ERROR = "model_error"
+    INTERNAL_ERROR = "internal_error"
     TOO_MANY_SESSIONS = "too_many_sessions"
     SERVER_BUSY = "server_busy"
     RATE_LIMITED = "rate_limited"
@@ -85,6 +90,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "start": frozenset({"type", "mode", "voice"}),
     "text": frozenset({"type", "text"}),
     "stop": frozenset({"type"}),
+    "audio_end": frozenset({"type"}),
 }
 
 # C0 and C1 control characters and DEL, except tab and newline (allowed in typed text).
@@ -127,6 +133,11 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class AudioEnd:
+    """The microphone stopped (muted, or a second of silence): the model may answer now."""
+
+
+@dataclass(frozen=True)
 class AudioChunk:
     """Microphone audio, PCM16LE mono 16 kHz."""
 
@@ -146,7 +157,7 @@ class Frame:
     mime_type: str
 
 
-ClientMessage = Start | TypedText | Stop | AudioChunk | Frame
+ClientMessage = Start | TypedText | Stop | AudioEnd | AudioChunk | Frame
 
 
 @dataclass(frozen=True)
@@ -234,7 +245,7 @@ def _sniff(payload: bytes) -> str:
 _BINARY_PARSERS = {Kind.AUDIO: _parse_audio, Kind.JPEG: _parse_jpeg, Kind.PNG: _parse_png}
 
 
-def parse_text(raw: str, limits: Limits) -> Start | TypedText | Stop:
+def parse_text(raw: str, limits: Limits) -> Start | TypedText | Stop | AudioEnd:
     """Parse a JSON text frame into a control message.
 
     Returns a message or raises :class:`ProtocolError`; never anything else.
@@ -378,7 +389,17 @@ def _parse_stop(data: dict[str, Any], limits: Limits) -> Stop:
     return Stop()
 
 
-_TEXT_PARSERS = {"start": _parse_start, "text": _parse_text_message, "stop": _parse_stop}
+def _parse_audio_end(data: dict[str, Any], limits: Limits) -> AudioEnd:
+    """``{"type": "audio_end"}``."""
+    return AudioEnd()
+
+
+_TEXT_PARSERS = {
+    "start": _parse_start,
+    "text": _parse_text_message,
+    "stop": _parse_stop,
+    "audio_end": _parse_audio_end,
+}
 
 
 def _show(value: str) -> str:
@@ -410,9 +431,9 @@ def encode(type_: str, **fields: Any) -> str:
     return json.dumps({"type": type_, **fields}, separators=JSON_SEPARATORS)
 
 
-def encode_error(code: ErrorCode, message: str) -> str:
-    """Encode an ``error`` message."""
-    return encode("error", code=str(code), message=message)
+def encode_error(code: ErrorCode, message: str, **details: Any) -> str:
+    """Encode an ``error`` message; ``details`` (say ``upstream_code``) are added as fields."""
+    return encode("error", code=str(code), message=message, **details)
 
 
 def encode_audio(pcm: bytes) -> bytes:

@@ -8,6 +8,7 @@ the next batch and at the end, so no line is dropped while the database is brief
 import asyncio
 import logging
 import uuid
+from collections import deque
 
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
@@ -18,6 +19,9 @@ from sessions_app.transcripts import Line, TurnBuffer
 
 logger = logging.getLogger(__name__)
 
+HISTORY_LINES = 40  # the recent lines a fresh model session is seeded with
+HISTORY_CHARS = 8000
+
 
 class SessionRecorder:
     """Collects a session's transcript and totals and stores them in the background."""
@@ -27,15 +31,16 @@ class SessionRecorder:
         self.counters = SessionCounters()
         self.turns = TurnBuffer()
         self._unsaved: list[Line] = []
+        self._recent: deque[Line] = deque(maxlen=HISTORY_LINES)
         self._wake = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name="transcript-writer")
         self._finished = False
 
-    def typed(self, text: str) -> Line:
-        """Record a typed message as a line now."""
+    def typed(self, text: str) -> None:
+        """Record a typed message: stored now, or after the turn it came in (transcripts)."""
         line = self.turns.add_typed(text)
-        self._queue([line])
-        return line
+        if line is not None:
+            self._queue([line])
 
     def fragment(self, *, role: str, source: str, text: str) -> None:
         """Record a transcription fragment of the turn in progress."""
@@ -65,10 +70,22 @@ class SessionRecorder:
             counters=self.counters.snapshot(),
         )
 
+    def recent_history(self) -> list[tuple[str, str]]:
+        """The newest stored lines as (role, text), oldest first, within HISTORY_CHARS."""
+        history: list[tuple[str, str]] = []
+        size = 0
+        for line in reversed(self._recent):
+            size += len(line.text)
+            if size > HISTORY_CHARS and history:
+                break
+            history.append((line.role, line.text[:HISTORY_CHARS]))
+        return history[::-1]
+
     def _queue(self, lines: list[Line]) -> None:
         """Hand lines to the writer."""
         if lines:
             self._unsaved.extend(lines)
+            self._recent.extend(lines)
             self._wake.set()
 
     async def _write_loop(self) -> None:

@@ -25,11 +25,14 @@ class SessionCounters:
     audio_seconds_out: float = 0.0
     prompt_tokens: int = 0
     response_tokens: int = 0
-    total_tokens: int = 0
+    total_tokens: int = 0  # the service's totals: thinking and tool-use tokens included
+    thoughts_tokens: int = 0
+    tool_use_prompt_tokens: int = 0
     resumptions: int = 0
     # Tokens per modality as the model reports them, e.g. {"AUDIO": 1200, "TEXT": 40}.
     prompt_tokens_by_modality: dict[str, int] = field(default_factory=dict)
     response_tokens_by_modality: dict[str, int] = field(default_factory=dict)
+    tool_use_prompt_tokens_by_modality: dict[str, int] = field(default_factory=dict)
 
     def snapshot(self) -> "SessionCounters":
         """A copy that later changes (the dicts included) do not reach: store this one."""
@@ -37,6 +40,7 @@ class SessionCounters:
             self,
             prompt_tokens_by_modality=dict(self.prompt_tokens_by_modality),
             response_tokens_by_modality=dict(self.response_tokens_by_modality),
+            tool_use_prompt_tokens_by_modality=dict(self.tool_use_prompt_tokens_by_modality),
         )
 
     def add_usage(
@@ -47,14 +51,20 @@ class SessionCounters:
         total: int,
         prompt_by_modality: dict[str, int],
         response_by_modality: dict[str, int],
+        thoughts: int = 0,
+        tool_use: int = 0,
+        tool_use_by_modality: dict[str, int] | None = None,
     ) -> None:
         """Add the tokens of one response."""
         self.prompt_tokens += prompt
         self.response_tokens += response
         self.total_tokens += total
+        self.thoughts_tokens += thoughts
+        self.tool_use_prompt_tokens += tool_use
         for totals, counts in (
             (self.prompt_tokens_by_modality, prompt_by_modality),
             (self.response_tokens_by_modality, response_by_modality),
+            (self.tool_use_prompt_tokens_by_modality, tool_use_by_modality or {}),
         ):
             for modality, count in counts.items():
                 totals[modality] = totals.get(modality, 0) + count

@@ -81,10 +81,16 @@ class ToolContext:
 
 @dataclass(frozen=True)
 class Tool:
-    """One function the model may call."""
+    """One function the model may call.
+
+    ``scheduling`` says what a model that runs calls without blocking does with the
+    response: SILENT only adds it to the context (the model does not stop talking to say
+    so), WHEN_IDLE or INTERRUPT make it speak about it.
+    """
 
     declaration: types.FunctionDeclaration
     handler: Handler
+    scheduling: types.FunctionResponseScheduling = types.FunctionResponseScheduling.WHEN_IDLE
 
     @property
     def name(self) -> str:
@@ -98,7 +104,12 @@ class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
 
-    def register(self, declaration: types.FunctionDeclaration, handler: Handler) -> Tool:
+    def register(
+        self,
+        declaration: types.FunctionDeclaration,
+        handler: Handler,
+        scheduling: types.FunctionResponseScheduling = types.FunctionResponseScheduling.WHEN_IDLE,
+    ) -> Tool:
         """Offer ``handler`` to the model as ``declaration`` describes it."""
         if not declaration.name:
             raise ValueError("A tool's declaration needs a name.")
@@ -106,7 +117,7 @@ class ToolRegistry:
             raise ValueError(f"A tool named {declaration.name!r} is already registered.")
         if not inspect.iscoroutinefunction(handler):
             raise TypeError(f"The handler of {declaration.name!r} must be an async function.")
-        registered = self._tools[declaration.name] = Tool(declaration, handler)
+        registered = self._tools[declaration.name] = Tool(declaration, handler, scheduling)
         return registered
 
     def unregister(self, name: str) -> None:
@@ -140,12 +151,15 @@ registry = ToolRegistry()
 
 
 def tool(
-    *, declaration: types.FunctionDeclaration, into: ToolRegistry | None = None
+    *,
+    declaration: types.FunctionDeclaration,
+    scheduling: types.FunctionResponseScheduling = types.FunctionResponseScheduling.WHEN_IDLE,
+    into: ToolRegistry | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated async handler as the tool ``declaration`` describes."""
 
     def decorate(handler: Handler) -> Handler:
-        (into or registry).register(declaration, handler)
+        (into or registry).register(declaration, handler, scheduling)
         return handler
 
     return decorate
@@ -192,8 +206,10 @@ class ToolRunner:
         show: Show,
         tools: ToolRegistry | None = None,
         user_id: Any = None,
+        non_blocking: bool = False,
     ) -> None:
         self.session_id = session_id
+        self.non_blocking = non_blocking  # responses then carry the tool's scheduling
         self.user_id = user_id
         self._respond = respond
         self._show = show
@@ -264,6 +280,9 @@ class ToolRunner:
             if "error" in result:
                 outcome = "error"
             response = types.FunctionResponse(id=call.id, name=call.name, response=result)
+            found = self._tools.get(call.name)
+            if self.non_blocking and found is not None:
+                response.scheduling = found.scheduling
             try:
                 await self._respond(response)
             except Exception:
@@ -308,6 +327,8 @@ NOTE_BODY_MAX = 10_000
 
 
 @tool(
+    # The note shows in the notes panel: the model need not interrupt itself to say so.
+    scheduling=types.FunctionResponseScheduling.SILENT,
     declaration=types.FunctionDeclaration(
         name="save_note",
         description=(
@@ -333,7 +354,7 @@ NOTE_BODY_MAX = 10_000
             },
             required=["title", "body"],
         ),
-    )
+    ),
 )
 async def save_note(ctx: ToolContext, *, title: str, body: str) -> dict[str, Any]:
     """Store a note for the session and show it in the browser."""

@@ -1,8 +1,18 @@
-"""Merging streamed transcription fragments into transcript lines.
+"""Merging streamed transcription fragments into transcript lines, in conversation order.
 
 Gemini streams both transcriptions as small fragments. ``TurnBuffer`` joins them into one
-line per speaker per turn and hands the lines out, numbered, when the turn completes or is
-interrupted. Typed messages become lines at once.
+line per speaker per turn and hands the lines out, numbered, when the turn completes.
+
+Lines are numbered in the order in which they began, not in the order they were finished
+or their words arrived:
+
+- the model's reply and a message typed while it is still answering: the reply began
+  first, so it comes first; the typed line waits for the turn to end;
+- the user's speech of a turn comes before that turn's reply even when its transcription
+  arrives late, after the model began to answer (the service sends the two
+  independently): the user spoke first.
+
+A typed message while no turn is in progress is a line of its own at once.
 """
 
 from dataclasses import dataclass, field
@@ -28,43 +38,56 @@ class Line:
 
 
 @dataclass
-class _Speaker:
-    """Fragments of one speaker in the turn in progress."""
+class _Pending:
+    """A line of the turn in progress: a speaker's fragments, or a typed message."""
 
+    began: int  # position in conversation order
+    role: str
     source: str
     started_at: datetime
     fragments: list[str] = field(default_factory=list)
 
 
 class TurnBuffer:
-    """Joins fragments per speaker and numbers lines in conversation order."""
+    """Joins fragments per speaker and numbers lines in the order they began."""
 
     def __init__(self, next_sequence: int = 1) -> None:
         self._next_sequence = next_sequence
-        self._speakers: dict[str, _Speaker] = {}
+        self._clock = 0
+        self._speakers: dict[str, _Pending] = {}
+        self._typed: list[_Pending] = []  # typed while the turn was in progress
         self.turn = 1
 
     def add_fragment(self, *, role: str, source: str, text: str) -> None:
         """Add a fragment of the turn in progress."""
         speaker = self._speakers.get(role)
         if speaker is None:
-            speaker = self._speakers[role] = _Speaker(source=source, started_at=timezone.now())
+            began = self._tick()
+            if role == Role.USER and self._speakers:
+                began = min(item.began for item in self._speakers.values())
+            speaker = self._speakers[role] = _Pending(began, role, source, timezone.now())
         speaker.fragments.append(text)
 
-    def add_typed(self, text: str) -> Line:
-        """A typed message is a line of its own, numbered now."""
-        return self._line(Role.USER, Source.TYPED, text, timezone.now())
+    def add_typed(self, text: str) -> Line | None:
+        """A typed message: a line now, or (mid-turn) once the turn it interrupts is done."""
+        if not self._speakers:
+            return self._line(Role.USER, Source.TYPED, text, timezone.now())
+        pending = _Pending(self._tick(), Role.USER, Source.TYPED, timezone.now(), [text])
+        self._typed.append(pending)
+        return None
 
     def complete_turn(self) -> list[Line]:
-        """End the turn: the user's line first, then the model's; empty ones are skipped."""
+        """End the turn: its lines in the order they began; empty ones are skipped."""
+        pending = sorted(
+            [*self._speakers.values(), *self._typed],
+            key=lambda item: (item.began, item.role != Role.USER),
+        )
+        self._speakers, self._typed = {}, []
         lines = []
-        for role in (Role.USER, Role.MODEL):
-            speaker = self._speakers.pop(role, None)
-            if speaker is None:
-                continue
-            text = "".join(speaker.fragments).strip()
+        for item in pending:
+            text = "".join(item.fragments).strip()
             if text:
-                lines.append(self._line(role, speaker.source, text, speaker.started_at))
+                lines.append(self._line(item.role, item.source, text, item.started_at))
         self.turn += 1
         return lines
 
@@ -72,6 +95,11 @@ class TurnBuffer:
     def pending(self) -> bool:
         """Whether the turn in progress holds any fragment."""
         return bool(self._speakers)
+
+    def _tick(self) -> int:
+        """The next position in conversation order."""
+        self._clock += 1
+        return self._clock
 
     def _line(self, role: str, source: str, text: str, created_at: datetime) -> Line:
         """Number a new line."""

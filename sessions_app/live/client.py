@@ -1,7 +1,12 @@
 """Settings -> a google-genai client and the Live session configuration.
 
-The browser chooses only the response modality and the voice (from an allow-list); the
-model, system instruction and everything else come from server settings.
+The browser chooses only the reply mode and the voice (from an allow-list); the model,
+system instruction and everything else come from server settings.
+
+Every Live model answers in audio only (asking for TEXT closes the setup with 1007), so
+both modes request AUDIO with output transcription; in text mode the relay shows the
+transcription and drops the audio. What else the setup says depends on the model
+(sessions_app.live.models): tool behaviour, media resolution.
 """
 
 import functools
@@ -13,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from google import genai
 from google.genai import types
 
+from sessions_app.live.models import ModelInfo, ToolBehaviour
 from sessions_app.live.relay import Resilience
 from sessions_app.tools import ToolRegistry
 from sessions_app.tools import registry as default_tools
@@ -38,8 +44,13 @@ def endpoint_from_settings() -> Endpoint:
             base_url=settings.GEMINI_API_BASE_URL or None,
             ca_bundle=settings.GEMINI_CA_BUNDLE or None,
         )
-    from sessions_app.live.offline import offline_standin
-
+    try:
+        from sessions_app.live.offline import offline_standin
+    except ImportError as exc:  # the production image does not ship the stand-in
+        raise ImproperlyConfigured(
+            "GEMINI_API_KEY is not set and the offline demo model (the standin package)"
+            f" is not installed: {exc}"
+        ) from exc
     standin = offline_standin()
     return Endpoint(
         api_key="offline-demo",
@@ -75,34 +86,51 @@ def build_client(endpoint: Endpoint) -> genai.Client:
     return genai.Client(api_key=endpoint.api_key, http_options=http_options)
 
 
+# What a turn includes: the user's speech and every frame sent, so that the model answers
+# about the screen as it is even when the frames came while nobody spoke. The page sends
+# frames only when the screen changes (and a slow keyframe), which keeps that affordable.
+TURN_COVERAGE = types.TurnCoverage.TURN_INCLUDES_AUDIO_ACTIVITY_AND_ALL_VIDEO
+
+
 def build_connect_config(
-    *, modality: str, voice: str, tools: ToolRegistry | None = None
+    *,
+    voice: str,
+    model: ModelInfo,
+    media_resolution: str = "MEDIUM",
+    tools: ToolRegistry | None = None,
 ) -> types.LiveConnectConfig:
     """The LiveConnectConfig for one session; ``tools`` (default: every registered tool)."""
-    declarations = (tools or default_tools).declarations()
     config = types.LiveConnectConfig(
-        response_modalities=[types.Modality(modality)],
+        response_modalities=[types.Modality.AUDIO],
         system_instruction=types.Content(
             role="system", parts=[types.Part(text=settings.GEMINI_SYSTEM_INSTRUCTION)]
         ),
         input_audio_transcription=types.AudioTranscriptionConfig(),
+        output_audio_transcription=types.AudioTranscriptionConfig(),
+        speech_config=types.SpeechConfig(
+            voice_config=types.VoiceConfig(
+                prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=voice)
+            )
+        ),
+        realtime_input_config=types.RealtimeInputConfig(turn_coverage=TURN_COVERAGE),
         session_resumption=types.SessionResumptionConfig(),
     )
+    declarations = (tools or default_tools).declarations()
+    if model.tool_behaviour is ToolBehaviour.NON_BLOCKING:
+        declarations = [
+            item.model_copy(update={"behavior": types.Behavior.NON_BLOCKING})
+            for item in declarations
+        ]
     if declarations:
         config.tools = [types.Tool(function_declarations=declarations)]
+    if model.media_resolution:
+        config.media_resolution = types.MediaResolution(f"MEDIA_RESOLUTION_{media_resolution}")
     if settings.GEMINI_CONTEXT_COMPRESSION:
         config.context_window_compression = types.ContextWindowCompressionConfig(
             trigger_tokens=settings.GEMINI_COMPRESSION_TRIGGER_TOKENS,
             sliding_window=types.SlidingWindow(
                 target_tokens=settings.GEMINI_COMPRESSION_TARGET_TOKENS
             ),
-        )
-    if modality == types.Modality.AUDIO.value:
-        config.output_audio_transcription = types.AudioTranscriptionConfig()
-        config.speech_config = types.SpeechConfig(
-            voice_config=types.VoiceConfig(
-                prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=voice)
-            )
         )
     return config
 

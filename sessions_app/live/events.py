@@ -46,7 +46,15 @@ class Interrupted:
 
 @dataclass(frozen=True)
 class TurnComplete:
-    """The model finished its turn."""
+    """The model finished its turn.
+
+    ``reason`` is the service's ``turnCompleteReason`` when it ended the turn for a cause
+    (a refused input, say). ``in_progress`` is set when the service says more output
+    follows (``interactionStatus: IN_PROGRESS``): the turn is not over yet.
+    """
+
+    reason: str | None = None
+    in_progress: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,10 @@ class Usage:
 
     prompt_tokens: int
     response_tokens: int
-    total_tokens: int
+    total_tokens: int  # the service's total: thinking and tool-use prompt tokens included
     details: dict[str, int] = field(default_factory=dict)
+    thoughts_tokens: int = 0
+    tool_use_prompt_tokens: int = 0
 
     @property
     def prompt_by_modality(self) -> dict[str, int]:
@@ -67,6 +77,11 @@ class Usage:
     def response_by_modality(self) -> dict[str, int]:
         """Response tokens per modality."""
         return _by_modality(self.details, "response")
+
+    @property
+    def tool_use_by_modality(self) -> dict[str, int]:
+        """Tool-use prompt tokens per modality."""
+        return _by_modality(self.details, "tool_use")
 
 
 @dataclass(frozen=True)
@@ -109,9 +124,14 @@ class ResumptionUpdate:
 
 @dataclass(frozen=True)
 class UpstreamClosed:
-    """The upstream connection ended; ``error`` is None for a clean close."""
+    """The upstream connection ended; ``error`` is None for a clean close.
+
+    ``code`` and ``reason`` are the service's last WebSocket close, when there was one.
+    """
 
     error: str | None
+    code: int | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,11 +145,12 @@ class Reconnecting:
 class Resumed:
     """The conversation goes on over a new upstream connection.
 
-    ``how`` is ``"handover"`` (after goAway, seamless) or ``"reconnect"`` (after a loss).
+    ``how`` is ``"handover"`` (after goAway, seamless), ``"reconnect"`` (resumed after a
+    loss) or ``"fresh"`` (the service would not resume: a new session, seeded with the
+    recent transcript).
     """
 
     how: str
-    handle: str | None
 
 
 LiveEvent = (
@@ -192,7 +213,15 @@ def _content_events(content: types.LiveServerContent) -> list[LiveEvent]:
     if content.interrupted:
         events.append(Interrupted())
     if content.turn_complete:
-        events.append(TurnComplete())
+        status = content.interaction_status
+        reason = content.turn_complete_reason
+        unspecified = types.TurnCompleteReason.TURN_COMPLETE_REASON_UNSPECIFIED
+        events.append(
+            TurnComplete(
+                reason=reason.value if reason is not None and reason != unspecified else None,
+                in_progress=status == types.InteractionStatus.IN_PROGRESS,
+            )
+        )
     return events
 
 
@@ -202,6 +231,7 @@ def _usage_event(usage: types.UsageMetadata) -> Usage:
     for prefix, counts in (
         ("prompt", usage.prompt_tokens_details),
         ("response", usage.response_tokens_details),
+        ("tool_use", usage.tool_use_prompt_tokens_details),
     ):
         for count in counts or ():
             if count.modality is not None and count.token_count:
@@ -212,6 +242,8 @@ def _usage_event(usage: types.UsageMetadata) -> Usage:
         response_tokens=usage.response_token_count or 0,
         total_tokens=usage.total_token_count or 0,
         details=details,
+        thoughts_tokens=usage.thoughts_token_count or 0,
+        tool_use_prompt_tokens=usage.tool_use_prompt_token_count or 0,
     )
 
 

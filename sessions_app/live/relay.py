@@ -13,6 +13,17 @@ the first is still open, replays what was sent since that handle, and switches. 
 switch that comes mid-reply ends that reply there (``Interrupted``): the handle predates
 it, so the resumed connection answers the replayed input anew. An unexpected close is
 resumed the same way, with backoff and a bounded number of tries.
+
+The service may refuse to resume. A resumption refused while the old connection is still
+open (some deployments allow one connection per session) closes the old one first and
+resumes then, input held meanwhile. A handle the service no longer accepts (1007 after
+"Deadline expired", or an unknown handle, 1008) is dropped: the relay opens a fresh
+session and seeds it with the recent transcript (``history``), so the conversation goes
+on. Handles sent while a function call is pending are never kept: the service cannot
+resume from them.
+
+A server message the SDK cannot read (a new kind, malformed JSON) makes
+``session.receive()`` raise; the relay logs it once per kind, skips it and goes on.
 """
 
 import asyncio
@@ -39,6 +50,7 @@ from sessions_app.live.events import (
     ResumptionUpdate,
     TextOut,
     ToolCall,
+    ToolCallCancellation,
     TurnComplete,
     UpstreamClosed,
     events_from_message,
@@ -47,6 +59,7 @@ from sessions_app.live.events import (
 logger = logging.getLogger(__name__)
 
 EventHandler = Callable[[LiveEvent], Awaitable[None]]
+History = Callable[[], Sequence[tuple[str, str]]]  # (role "user" | "model", text), oldest first
 
 AUDIO_MIME = "audio/pcm;rate=16000"
 SEND_QUEUE_SIZE = 256
@@ -54,11 +67,19 @@ DRAIN_TIMEOUT_S = 2.0
 REPLAY_LIMIT = 600  # about a minute of 100 ms audio chunks plus frames
 DEFAULT_TIME_LEFT_S = 5.0  # assumed when a goAway gives no timeLeft
 SEND_ERRORS = (ConnectionClosed, errors.APIError, OSError)
+# Close codes of a setup whose resumption handle the service will not take (expired after
+# "Deadline expired", not resumable, or unknown): resuming again with it cannot work.
+HANDLE_REFUSED_CODES = frozenset({1007, 1008})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
 
 
 class UpstreamUnavailable(Exception):
-    """The Gemini Live connection could not be opened."""
+    """The Gemini Live connection could not be opened; ``code`` is the service's close code."""
+
+    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -86,8 +107,11 @@ class _Outbound:
 class _Link:
     """One upstream connection and its receive loop."""
 
-    def __init__(self, number: int, session: Any, stack: contextlib.AsyncExitStack) -> None:
+    def __init__(
+        self, number: int, session: Any, stack: contextlib.AsyncExitStack, *, calls_block: bool
+    ) -> None:
         self.number = number
+        self.calls_block = calls_block
         self.session = session
         self.stack = stack
         self.in_turn = False  # still True if the connection ended mid-reply
@@ -95,18 +119,24 @@ class _Link:
         self.idle = asyncio.Event()
         self.idle.set()
         self.gone = asyncio.Event()
+        self.close_code: int | None = None  # the service's close code, once gone
         self.receiver: asyncio.Task[None] | None = None
 
     def mark_turn(self, event: LiveEvent) -> None:
         """Track whether the model is in the middle of a reply on this connection.
 
-        A tool call is part of the reply: the model waits for the response and goes on,
-        so a hand-over waits for the turn's end and the response reaches the old link.
+        A blocking tool call is part of the reply: the model waits for the response and
+        goes on, so a hand-over waits for the turn's end and the response reaches the old
+        link. A model that does not block talks on, and the call is no part of any reply.
         """
-        if isinstance(event, AudioOut | OutputTranscript | TextOut | ToolCall):
+        if isinstance(event, AudioOut | OutputTranscript | TextOut) or (
+            isinstance(event, ToolCall) and self.calls_block
+        ):
             self.in_turn = True
             self.idle.clear()
-        elif isinstance(event, TurnComplete | Interrupted):
+        elif isinstance(event, Interrupted) or (
+            isinstance(event, TurnComplete) and not event.in_progress
+        ):
             self.in_turn = False
             self.idle.set()
 
@@ -114,6 +144,8 @@ class _Link:
         """Send one realtime input on this connection."""
         if item.kind == "text":
             await self.session.send_realtime_input(text=item.payload)
+        elif item.kind == "audio_end":
+            await self.session.send_realtime_input(audio_stream_end=True)
         elif item.kind == "tool_response":
             await self.session.send_tool_response(function_responses=item.payload)
         elif item.kind == "audio":
@@ -146,6 +178,8 @@ class LiveRelay:
         on_event: EventHandler,
         connect_timeout: float = 15.0,
         resilience: Resilience | None = None,
+        history: History | None = None,
+        tool_calls_block: bool = True,
     ) -> None:
         self._client = client
         self._model = model
@@ -153,6 +187,8 @@ class LiveRelay:
         self._on_event = on_event
         self._connect_timeout = connect_timeout
         self._resilience = resilience or Resilience()
+        self._history = history
+        self._calls_block = tool_calls_block
         self._outbound: asyncio.Queue[_Outbound] = asyncio.Queue(maxsize=SEND_QUEUE_SIZE)
         self._replay: deque[_Outbound] = deque(maxlen=REPLAY_LIMIT)
         self._link: _Link | None = None
@@ -165,8 +201,9 @@ class LiveRelay:
         self._background: set[asyncio.Task[None]] = set()
         self._closing = False
         self._failed = False
+        self._pending_calls: set[str] = set()  # function calls the model awaits answers to
+        self._unreadable: dict[str, int] = {}  # server messages skipped, by kind
         self.resumption_handle: str | None = None
-        self.resumptions = 0
 
     async def open(self) -> None:
         """Connect upstream and start relaying."""
@@ -185,6 +222,10 @@ class LiveRelay:
     async def send_text(self, text: str) -> None:
         """Queue a typed message."""
         await self._outbound.put(_Outbound("text", text))
+
+    async def send_audio_end(self) -> None:
+        """Queue ``audio_stream_end``: the microphone stopped, so the service flushes its audio."""
+        await self._outbound.put(_Outbound("audio_end", None))
 
     async def send_tool_response(self, responses: Sequence[types.FunctionResponse]) -> None:
         """Queue function responses to the model's tool calls.
@@ -230,42 +271,81 @@ class LiveRelay:
         except (TimeoutError, OSError, ConnectionClosed, errors.APIError) as exc:
             with contextlib.suppress(*SEND_ERRORS):
                 await stack.aclose()
-            raise UpstreamUnavailable(_describe(exc)) from exc
+            code, reason = _close_of(exc)
+            raise UpstreamUnavailable(_describe(exc), code, reason) from exc
         except asyncio.CancelledError:
             with contextlib.suppress(*SEND_ERRORS):
                 await asyncio.shield(stack.aclose())
             raise
         self._links += 1
-        link = _Link(self._links, session, stack)
+        link = _Link(self._links, session, stack, calls_block=self._calls_block)
         link.receiver = asyncio.create_task(self._receive_loop(link), name="live-receive")
         return link
 
     async def _receive_loop(self, link: _Link) -> None:
-        """Receive across turns: ``session.receive()`` stops after each turn."""
+        """Receive across turns (``session.receive()`` stops after each) until the close."""
         error: str | None = None
-        try:
-            while True:
-                async for message in link.session.receive():
-                    for event in events_from_message(message):
-                        await self._on_link_event(link, event)
-        except errors.APIError as exc:
-            # The SDK raises APIError for every close, a clean 1000 included.
-            error = None if exc.code == 1000 else _describe(exc)
-        except (ConnectionClosed, OSError, ValueError) as exc:
-            error = _describe(exc)
+        code: int | None = None
+        messages = link.session.receive()
+        while True:
+            try:
+                message = await anext(messages)
+                events = events_from_message(message)
+            except StopAsyncIteration:
+                messages = link.session.receive()
+                continue
+            except errors.APIError as exc:
+                # The SDK raises APIError for every close, a clean 1000 included.
+                code = exc.code
+                error = None if exc.code == 1000 else _describe(exc)
+                break
+            except (ConnectionClosed, OSError) as exc:
+                code, _ = _close_of(exc)
+                error = _describe(exc)
+                break
+            except (TypeError, ValueError) as exc:  # a message the SDK cannot convert
+                self._skip_unreadable(link, exc)
+                messages = link.session.receive()
+                continue
+            for event in events:
+                await self._on_link_event(link, event)
         link.idle.set()
         link.gone.set()
+        link.close_code = code
         self._link_lost(link, error)
+
+    def _skip_unreadable(self, link: _Link, exc: Exception) -> None:
+        """Log a server message the SDK could not read, once per kind, and count it."""
+        kind = _unreadable_kind(exc)
+        seen = self._unreadable.get(kind, 0)
+        self._unreadable[kind] = seen + 1
+        if not seen:
+            logger.warning(
+                "Gemini Live connection %s: skipped a server message the SDK cannot read"
+                " (%s: %s); later ones of this kind are skipped silently",
+                link.number, kind, type(exc).__name__,
+            )  # fmt: skip
+
+    @property
+    def unreadable_messages(self) -> dict[str, int]:
+        """Server messages skipped because the SDK could not read them, by kind."""
+        return dict(self._unreadable)
 
     async def _on_link_event(self, link: _Link, event: LiveEvent) -> None:
         """Apply what one connection received, then pass it on."""
         link.mark_turn(event)
+        match event:
+            case ToolCall(calls=calls):
+                self._pending_calls.update(call.id for call in calls if call.id)
+            case ToolCallCancellation(ids=ids):
+                self._pending_calls.difference_update(ids)
         if link.muted:
             return
         active = link is self._link
         match event:
             case ResumptionUpdate(handle=handle, resumable=resumable) if active:
-                if handle and resumable:
+                # A handle taken while a call is pending cannot be resumed from.
+                if handle and resumable and not self._pending_calls:
                     self.resumption_handle = handle
                     self._replay.clear()
             case GoAway(time_left=time_left) if active:
@@ -289,7 +369,11 @@ class LiveRelay:
             self._recovery = asyncio.create_task(recovery(), name="live-recovery")
 
     async def _hand_over(self, old: _Link, time_left: float) -> None:
-        """On goAway: wait for a turn boundary, then switch to a resumed connection."""
+        """On goAway: wait for a turn boundary, then switch to a resumed connection.
+
+        The new connection opens while the old one is still up. If the service refuses
+        that overlap, the old connection is closed first and the session resumed then.
+        """
         margin = self._resilience.switch_margin_s
         wait = max(0.0, time_left - margin)
         logger.info(
@@ -301,33 +385,56 @@ class LiveRelay:
                 async with asyncio.timeout(wait):
                     await _first(old.idle.wait(), old.gone.wait())
         await self._hold_sends()
-        for delay in (0.0, *self._resilience.reconnect_delays):
-            await asyncio.sleep(delay)
-            try:
-                new = await self._connect(handle=self.resumption_handle)
-            except UpstreamUnavailable as exc:
-                logger.warning("Hand-over connection failed: %s", exc)
-                continue
-            await self._switch(old, new, "handover")
+        handle = self.resumption_handle
+        try:
+            new = await self._connect(handle=handle)
+        except UpstreamUnavailable as exc:
+            logger.warning(
+                "Hand-over connection refused while connection %s is open (%s);"
+                " closing it first", old.number, exc,
+            )  # fmt: skip
+            self._drop_refused_handle(handle, exc)
+            await self._cut_reply(old)
+            await old.close()
+            await self._resume(old, "handover")
             return
-        await self._give_up("the model connection could not be handed over")
+        await self._switch(old, new, "handover")
 
     async def _reconnect(self, error: str | None) -> None:
         """After an unexpected close: resume with the newest handle, with backoff."""
-        old = self._link
         await self._hold_sends()
         await self._on_event(Reconnecting(error=error))
+        await self._resume(self._link, "reconnect")
+
+    async def _resume(self, old: _Link | None, how: str) -> None:
+        """Connect again with backoff: with the newest handle, or afresh once it is refused."""
+        failure: UpstreamUnavailable | None = None
         for attempt, delay in enumerate(self._resilience.reconnect_delays, start=1):
             await asyncio.sleep(delay)
+            handle = self.resumption_handle
             try:
-                new = await self._connect(handle=self.resumption_handle)
+                new = await self._connect(handle=handle)
             except UpstreamUnavailable as exc:
+                failure = exc
                 logger.warning("Resumption attempt %d failed: %s", attempt, exc)
+                self._drop_refused_handle(handle, exc)
                 continue
-            await self._switch(old, new, "reconnect")
+            await self._switch(old, new, how if handle is not None else "fresh")
             return
         tries = len(self._resilience.reconnect_delays)
-        await self._give_up(f"the model connection was lost and {tries} attempts to resume failed")
+        await self._give_up(
+            f"the model connection was lost and {tries} attempts to resume failed"
+            + (f"; the last: {failure}" if failure is not None else ""),
+            code=failure.code if failure is not None else None,
+            reason=failure.reason if failure is not None else "",
+        )
+
+    def _drop_refused_handle(self, handle: str | None, exc: UpstreamUnavailable) -> None:
+        """Forget a handle the service will not resume (1007, 1008): start afresh next."""
+        if handle is not None and exc.code in HANDLE_REFUSED_CODES:
+            logger.warning("The service refused the resumption handle: starting afresh")
+            if self.resumption_handle == handle:
+                self.resumption_handle = None
 
     async def _hold_sends(self) -> None:
         """Stop sending: browser input waits in the queue until the switch."""
@@ -336,20 +443,21 @@ class LiveRelay:
             pass  # a send in progress has finished
 
     async def _switch(self, old: _Link | None, new: _Link, how: str) -> None:
-        """Make ``new`` the active connection and replay what the handle does not hold."""
+        """Make ``new`` the active connection and replay what the handle does not hold.
+
+        A fresh session (``how == "fresh"``) first gets the recent transcript as context.
+        """
         replay = list(self._replay)
         self._link = new
-        self.resumptions += 1
-        if old is not None and old.in_turn and how == "handover":
-            # Switched mid-reply (time was nearly up): the resumed model answers anew from
-            # the replay, so the old reply ends here rather than interleave with the new.
-            old.muted = True
-            await self._on_event(Interrupted())
-        for item in replay:
-            try:
+        if old is not None and how != "reconnect":
+            await self._cut_reply(old)
+        try:
+            if how == "fresh":
+                await self._seed(new)
+            for item in replay:
                 await new.send(item)
-            except SEND_ERRORS:
-                break  # the receive loop reports the new link's loss
+        except SEND_ERRORS:
+            pass  # the receive loop reports the new link's loss
         if old is not None:
             self._old_links.add(old)
             self._spawn(self._retire(old))
@@ -358,9 +466,32 @@ class LiveRelay:
             len(replay),
         )  # fmt: skip
         self._writable.set()
-        await self._on_event(Resumed(how=how, handle=self.resumption_handle))
+        await self._on_event(Resumed(how=how))
         if new.gone.is_set():
             self._link_lost(new, "closed during the switch")
+
+    async def _seed(self, link: _Link) -> None:
+        """Give a fresh session the recent transcript, with roles, as its context."""
+        lines = list(self._history()) if self._history is not None else []
+        if not lines:
+            return
+        turns = [types.Content(role=role, parts=[types.Part(text=text)]) for role, text in lines]
+        await link.session.send_client_content(turns=turns, turn_complete=False)
+        logger.info("Seeded connection %s with %d transcript lines", link.number, len(turns))
+
+    async def _cut_reply(self, old: _Link) -> None:
+        """End a reply the old connection is still sending: nothing more of it is relayed.
+
+        Used when a switch comes mid-reply (time was nearly up): the resumed model answers
+        anew from the replay, so the old reply ends here rather than interleave with the new.
+        """
+        if not old.in_turn or old.muted:
+            return
+        old.muted = True
+        old.in_turn = False
+        old.idle.set()
+        await self._on_event(Interrupted())
+        await self._on_event(TurnComplete())
 
     async def _retire(self, old: _Link) -> None:
         """Let the old connection finish the reply it is sending, then close it."""
@@ -371,12 +502,12 @@ class LiveRelay:
         await old.close()
         self._old_links.discard(old)
 
-    async def _give_up(self, error: str) -> None:
+    async def _give_up(self, error: str, code: int | None = None, reason: str = "") -> None:
         """Resumption failed for good: tell the owner and stop sending."""
         self._failed = True
         self._writable.set()
         logger.warning("Gemini Live session lost: %s", error)
-        await self._on_event(UpstreamClosed(error=error))
+        await self._on_event(UpstreamClosed(error=error, code=code, reason=reason))
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         """A background task kept until it ends."""
@@ -410,7 +541,11 @@ class LiveRelay:
                 except SEND_ERRORS as exc:
                     self._link_lost(link, _describe(exc))
                     continue
-                if item.kind != "tool_response":
+                if item.kind == "tool_response":
+                    self._pending_calls.difference_update(
+                        response.id for response in item.payload if response.id
+                    )
+                else:
                     self._replay.append(item)
                 return
 
@@ -442,12 +577,49 @@ async def cancel_and_wait(task: asyncio.Task[None]) -> None:
             raise
 
 
+def _close_of(exc: BaseException) -> tuple[int | None, str]:
+    """The WebSocket close code and reason behind an upstream failure, if any."""
+    if isinstance(exc, errors.APIError):
+        return exc.code, _api_reason(exc)
+    if isinstance(exc, ConnectionClosed):
+        return (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (1006, "")
+    return None, ""
+
+
+def _api_reason(exc: errors.APIError) -> str:
+    """The close reason the SDK put in an APIError (for a close, ``details`` is the reason)."""
+    if exc.message:
+        return exc.message
+    if isinstance(exc.details, str):
+        return exc.details
+    return exc.status or ""
+
+
+def _unreadable_kind(exc: BaseException) -> str:
+    """What kind of server message the SDK failed on: its top-level keys, where they show.
+
+    google-genai 3.x raises ValueError("Failed to parse response...") for malformed JSON,
+    and TypeError from ``errors.APIError.raise_error(None, ...)`` for a message none of
+    whose fields it knows; the message is then only a local of ``AsyncSession._receive``.
+    """
+    if isinstance(exc, ValueError) and str(exc).startswith("Failed to parse response"):
+        return "malformed JSON"
+    trace = exc.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_name == "_receive":
+            response = trace.tb_frame.f_locals.get("response")
+            if isinstance(response, dict) and response:
+                return "+".join(sorted(str(key)[:40] for key in response)[:4])
+        trace = trace.tb_next
+    return f"unreadable ({type(exc).__name__})"
+
+
 def _describe(exc: BaseException) -> str:
     """A short description of an upstream failure, safe to show and log."""
     if isinstance(exc, TimeoutError):
         return "timed out connecting to the model"
     if isinstance(exc, errors.APIError):
-        return f"model connection closed ({exc.code}): {exc.message or exc.status or ''}".strip()
+        return f"model connection closed ({exc.code}): {_api_reason(exc)}".strip()
     if isinstance(exc, ConnectionClosed):
         return f"model connection closed ({exc.rcvd.code if exc.rcvd else 1006})"
     return f"model connection failed: {exc.__class__.__name__}"

@@ -363,6 +363,7 @@ def env_from_example(*, uncomment: bool) -> dict[str, str]:
         if COMPOSE_ONLY not in entry.section and (uncomment or not entry.commented)
     }
     env["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)  # the example's is a placeholder
+    env["GEMINI_API_KEY"] = "operator-gemini-key"  # the example's is empty: fill it in
     return env
 
 
@@ -381,6 +382,38 @@ def test_env_example_values_pass_the_deployment_checks(uncomment: bool, tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_without_a_gemini_key_production_start_up_refuses_unless_the_demo_is_asked_for(
+    tmp_path: Path,
+) -> None:
+    shipped = {entry.name: entry for entry in env_example()}["GEMINI_API_KEY"]
+    assert (shipped.commented, shipped.value) == (False, "")
+    env = {
+        **env_from_example(uncomment=False),
+        "GEMINI_API_KEY": "",
+        "PATH": venv_path(),
+        "HOME": str(tmp_path),
+    }
+    env.pop("GEMINI_OFFLINE_DEMO", None)
+
+    def check(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["python", "manage.py", "check"],
+            cwd=ROOT,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    refused = check()
+    assert refused.returncode != 0
+    assert "GEMINI_API_KEY is not set" in refused.stderr
+    assert "GEMINI_OFFLINE_DEMO=1" in refused.stderr
+    assert check(GEMINI_OFFLINE_DEMO="1").returncode == 0
+    assert check(DJANGO_DEBUG="1").returncode == 0  # make run: the offline demo, no key
 
 
 def test_the_placeholder_secret_key_of_env_example_stops_start_up(tmp_path: Path) -> None:

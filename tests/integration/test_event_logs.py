@@ -101,7 +101,8 @@ async def test_an_unreachable_model_at_start_logs_a_session_error(
     await browser.connect()
     await browser.send(type="start", mode="audio")
     connecting = await browser.expect("status", state="connecting")
-    assert (await browser.expect("error"))["code"] == "upstream_unavailable"
+    error = await browser.expect("error")
+    assert (error["code"], error["upstream_code"]) == ("model_error", 1011)
     assert await browser.expect_close() == CloseCode.UPSTREAM_FAILED
 
     [error] = events(caplog)
@@ -121,7 +122,7 @@ async def test_a_model_connection_lost_for_good_logs_a_session_error(
     live = await browser.start()
     standin.behaviour.refuse_connections = True
     await standin.abort()
-    assert (await browser.expect("error"))["code"] == "upstream_error"
+    assert (await browser.expect("error"))["code"] == "model_error"  # the retries got 1011
     assert await browser.expect_close() == CloseCode.UPSTREAM_FAILED
 
     records = events(caplog)

@@ -78,7 +78,8 @@ def sent_turns(standin: StandIn, connection: int) -> list[SentTurn]:
         turn.text += content.get("outputTranscription", {}).get("text", "")
         parts = content.get("modelTurn", {}).get("parts", [])
         turn.audio += sum("inlineData" in part for part in parts)
-        if content.get("turnComplete"):
+        # A turnComplete with interactionStatus IN_PROGRESS does not end the turn.
+        if content.get("turnComplete") and content.get("interactionStatus") != "IN_PROGRESS":
             turn.complete = True
             turns.append(SentTurn())
     return turns if turns[-1].text or turns[-1].audio else turns[:-1]
@@ -294,16 +295,14 @@ async def test_media_sent_while_the_new_connection_sets_up_is_held_and_delivered
     await browser.close()
 
 
-@pytest.mark.parametrize(
-    ("fault", "refusal"), [("refuse_resumption", 1008), ("refuse_connections", 1011)]
-)
 async def test_a_hand_over_that_keeps_failing_ends_with_a_final_error(
-    standin: StandIn, cookie: str, settings: Any, fault: str, refusal: int
+    standin: StandIn, cookie: str, settings: Any
 ) -> None:
     """Every attempt to open the new connection is refused: the session fails, lines kept.
 
-    The goAway comes mid-reply with little time left, so the relay tries at once, then
-    with each reconnect delay (the fixture's three), and gives up.
+    The goAway comes mid-reply with little time left, so the relay tries at once; refused,
+    it closes the old connection (the service may refuse two at a time), then tries with
+    each reconnect delay (the fixture's three), and gives up.
     """
     settings.GEMINI_SWITCH_MARGIN_S = 1.5
     standin.behaviour.chunk_interval_s = 0.1
@@ -316,13 +315,17 @@ async def test_a_hand_over_that_keeps_failing_ends_with_a_final_error(
     await standin.wait_for(lambda: last_handle(standin, 0) == "standin-0-1")
     await browser.send(type="text", text="cut short")
     await browser.expect("transcript", role="model", turn=2)
-    setattr(standin.behaviour, fault, True)
+    standin.behaviour.refuse_connections = True
     await standin.go_away(1.0)
     error = await browser.expect("error")
     assert error == {
         "type": "error",
-        "code": "upstream_error",
-        "message": "the model connection could not be handed over",
+        "code": "model_error",
+        "message": "The model service had an internal error. Try again in a minute.",
+        "upstream_code": 1011,
+        "upstream_reason": "Service unavailable.",
+        "detail": "the model connection was lost and 3 attempts to resume failed; the last:"
+        " model connection closed (1011): Service unavailable.",
     }
     assert await browser.expect_close() == CloseCode.UPSTREAM_FAILED
     states = [m["state"] for m in browser.messages if m["type"] == "status"]
@@ -332,7 +335,7 @@ async def test_a_hand_over_that_keeps_failing_ends_with_a_final_error(
     first, *attempts = standin.connections
     assert len(attempts) == 4  # at once, then after each of the three delays
     assert all(c.resumption_handle_sent == "standin-0-1" for c in attempts)
-    assert [c.close_code for c in attempts] == [refusal] * 4
+    assert [c.close_code for c in attempts] == [1011] * 4
     assert all(c.setup_complete_at is None for c in attempts)
     assert first.texts == ["kept", "cut short"]
     session, lines = await stored(live["session_id"])
@@ -354,3 +357,34 @@ async def test_a_hand_over_that_keeps_failing_ends_with_a_final_error(
     assert texts[3] == browser.transcript("model", 2).strip()
     assert second_reply.text.startswith(browser.transcript("model", 2))
     assert not second_reply.complete
+
+
+async def test_a_hand_over_whose_handle_is_refused_starts_afresh_with_the_transcript(
+    standin: StandIn, cookie: str
+) -> None:
+    """The service refuses the handle (1008): the relay opens a fresh session, seeds it."""
+    browser = Browser(cookie)
+    await browser.connect()
+    live = await browser.start()
+    await browser.send(type="text", text="kept")
+    await browser.expect("turn_complete", turn=1)
+    await standin.wait_for(lambda: last_handle(standin, 0) == "standin-0-1")
+    standin.behaviour.refuse_resumption = True
+    await standin.go_away(3.0)
+    await browser.expect("status", state="restarted", timeout=10)
+    await browser.send(type="text", text="goes on")
+    await browser.expect("turn_complete", turn=2)
+    await browser.send(type="stop")
+    await browser.expect("status", state="ended")
+
+    *refused, fresh = standin.connections[1:]
+    assert [c.close_code for c in refused] == [1008] * len(refused)
+    assert all(c.resumption_handle_sent == "standin-0-1" for c in refused)
+    assert fresh.resumption_handle_sent is None
+    seed = [m["clientContent"] for m in fresh.messages if "clientContent" in m]
+    first_turn = seed[0]["turns"][0]
+    assert (first_turn["role"], first_turn["parts"][0]["text"]) == ("user", "kept")
+    assert fresh.texts == ["kept", "goes on"]  # the seed's user line, then the new text
+    session, lines = await stored(live["session_id"])
+    assert (session.status, session.resumptions) == ("ended", 1)
+    assert [text for *_, text in lines][0::2] == ["kept", "goes on"]

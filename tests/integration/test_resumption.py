@@ -168,8 +168,8 @@ async def test_abrupt_close_mid_turn_reconnects_and_resumes(standin: StandIn, co
     await browser.send(type="text", text="cut off")
     await browser.expect("status", state="reconnecting")
     await browser.expect("status", state="resumed")
-    states = [m.get("state") or m["type"] for m in browser.messages[-3:]]
-    assert states == ["interrupted", "reconnecting", "resumed"]
+    states = [m.get("state") or m["type"] for m in browser.messages[-4:]]
+    assert states == ["interrupted", "turn_complete", "reconnecting", "resumed"]
     assert standin.connections[0].aborted
     assert standin.connections[1].resumed_from == "standin-0-1"
     # The message the lost connection never answered is not in the resumed context: it is
@@ -208,8 +208,10 @@ async def test_resumption_that_keeps_failing_ends_with_a_final_error(
     await standin.abort()
     await browser.expect("status", state="reconnecting")
     error = await browser.expect("error")
-    assert error["code"] == "upstream_error"
-    assert "3 attempts to resume failed" in error["message"]
+    # Every attempt was refused with 1011: the service's internal error, said plainly.
+    assert (error["code"], error["upstream_code"]) == ("model_error", 1011)
+    assert error["message"] == "The model service had an internal error. Try again in a minute."
+    assert "3 attempts to resume failed" in error["detail"]
     assert await browser.expect_close() == CloseCode.UPSTREAM_FAILED
     assert len(standin.connections) == 4  # the first, then three refused attempts
     assert all(c.resumption_handle_sent == "standin-0-1" for c in standin.connections[1:])

@@ -176,11 +176,17 @@ async def test_frames_are_relayed_byte_exact(standin: StandIn, cookie: str) -> N
     done = await browser.expect("turn_complete")
 
     assert standin.connections[0].frames == [("image/jpeg", f) for f in frames]
-    reply = sent_texts_from_parts(standin)
+    # Every Live model answers in audio only: text mode asks for AUDIO with its
+    # transcription, shows the transcription and drops the audio.
+    setup = standin.connections[0].setup
+    assert setup["generationConfig"]["responseModalities"] == ["AUDIO"]
+    assert "outputAudioTranscription" in setup
+    assert sent_audio(standin), "the model spoke"
+    reply = sent_texts(standin, "outputTranscription")
     assert "2 frames" in reply
     assert "1024x576" in reply
     assert browser.transcript("model", done["turn"]) == reply
-    assert standin.connections[0].setup["generationConfig"]["responseModalities"] == ["TEXT"]
+    assert browser.audio == []
 
     await browser.send(type="stop")
     await browser.expect("status", state="ended")
@@ -190,16 +196,6 @@ async def test_frames_are_relayed_byte_exact(standin: StandIn, cookie: str) -> N
         (1, "user", "typed", "What do you see?"),
         (2, "model", "text-reply", reply.strip()),
     ]
-
-
-def sent_texts_from_parts(standin: StandIn, connection: int = 0) -> str:
-    """Text parts of the stand-in's model turns, joined."""
-    return "".join(
-        part["text"]
-        for reply in standin.connections[connection].replies
-        for part in reply.get("serverContent", {}).get("modelTurn", {}).get("parts", [])
-        if "text" in part
-    )
 
 
 async def test_anonymous_socket_is_closed_before_any_upstream(standin: StandIn) -> None:
@@ -278,7 +274,10 @@ async def test_upstream_failure_ends_the_session_with_a_close_code(
     await browser.expect("status", state="reconnecting")
     error = await browser.expect("error")
     assert error["code"] == "upstream_error"
-    assert "3 attempts to resume failed" in error["message"]
+    assert error["message"] == (
+        "The connection to the model was lost and could not be restored. Start again."
+    )
+    assert "3 attempts to resume failed" in error["detail"]
     assert await browser.expect_close() == CloseCode.UPSTREAM_FAILED
     session, lines = await stored(live["session_id"])
     assert session.status == LiveSession.Status.FAILED
@@ -355,11 +354,15 @@ async def test_interrupted_turn_is_relayed_and_stored(standin: StandIn, cookie: 
     await standin.interrupt()
     interrupted = await browser.expect("interrupted")
     assert interrupted["turn"] == first["turn"]
+    # The service closes an interrupted turn with turnComplete: one turn, not two.
+    closed = await browser.expect("turn_complete")
+    assert closed == {"type": "turn_complete", "turn": first["turn"], "interrupted": True}
 
     standin.behaviour.chunk_interval_s = 0.0
     await browser.send(type="text", text="Short answer please")
     done = await browser.expect("turn_complete")
     assert done["turn"] == interrupted["turn"] + 1
+    assert [m["type"] for m in browser.messages].count("interrupted") == 1
     await browser.send(type="stop")
     await browser.expect("status", state="ended")
 

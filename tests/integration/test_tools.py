@@ -22,6 +22,16 @@ from tests.conftest import Browser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+NON_BLOCKING_MODEL = "gemini-3.8-live"  # the default: calls do not block, SILENT notes
+BLOCKING_MODEL = "gemini-3.1-flash-live-preview"  # waits for every response, then goes on
+
+
+@pytest.fixture
+def blocking_model(settings: Any) -> str:
+    """Run the test on a model whose calls block, so every response gets a reply turn."""
+    settings.GEMINI_MODEL = BLOCKING_MODEL
+    return BLOCKING_MODEL
+
 
 @database_sync_to_async
 def notes_of(session_id: str) -> list[tuple[str, str, str]]:
@@ -121,7 +131,12 @@ def test_tool_calls_and_cancellations_become_events() -> None:
     ]
 
 
-async def test_save_note_is_stored_answered_and_shown(standin: StandIn, cookie: str) -> None:
+@pytest.mark.parametrize("model", [NON_BLOCKING_MODEL, BLOCKING_MODEL])
+async def test_save_note_is_stored_answered_and_shown(
+    standin: StandIn, cookie: str, settings: Any, model: str
+) -> None:
+    settings.GEMINI_MODEL = model
+    non_blocking = model == NON_BLOCKING_MODEL
     browser, session_id = await live_session(cookie)
     declarations = standin.connections[0].setup["tools"][0]["functionDeclarations"]
     assert [d["name"] for d in declarations] == ["save_note"]
@@ -137,10 +152,13 @@ async def test_save_note_is_stored_answered_and_shown(standin: StandIn, cookie: 
     note = await database_sync_to_async(Note.objects.get)()
     assert (stored_call, title, body) == ("call-note-1", "Groceries", "Milk\nEggs, 6")
     assert str(note.session_id) == session_id
+    # gemini-3.8-live runs calls without blocking: the note needs no spoken answer.
+    assert declarations[0].get("behavior") == ("NON_BLOCKING" if non_blocking else None)
     assert response == {
         "id": "call-note-1",
         "name": "save_note",
         "response": {"result": "saved", "note_id": note.id},
+        **({"scheduling": "SILENT"} if non_blocking else {}),
     }
     assert shown == {
         "type": "note",
@@ -149,9 +167,13 @@ async def test_save_note_is_stored_answered_and_shown(standin: StandIn, cookie: 
         "body": "Milk\nEggs, 6",
         "created_at": note.created_at.isoformat(),
     }
-    # The model goes on with its reply once it has the response.
+    # A blocking model goes on with its reply once it has the response; a non-blocking
+    # one keeps a SILENT response to itself.
+    await browser.send(type="text", text="anything else?")
     done = await browser.expect("turn_complete")
-    assert "Function save_note returned" in browser.transcript("model", done["turn"])
+    spoken = "".join(browser.transcript("model", turn) for turn in range(1, done["turn"] + 1))
+    assert ("Function save_note returned" in spoken) is not non_blocking
+    assert spoken.endswith(browser.transcript("model", done["turn"]))
     await browser.close()
 
 
@@ -228,6 +250,9 @@ async def test_a_call_cancelled_while_its_note_is_written_keeps_the_note_unanswe
     standin: StandIn, cookie: str, slow_store: Gate
 ) -> None:
     browser, session_id = await live_session(cookie)
+    standin.behaviour.chunk_interval_s = 0.2  # the model is still speaking when the user barges in
+    await browser.send(type="text", text="talk to me")
+    await browser.expect("transcript", role="model")
     call_id = await standin.call_tool("save_note", {"title": "Kept", "body": "even so"})
     await asyncio.wait_for(slow_store.started.wait(), 5)
     # As Gemini does when the user barges in: cancel the call, then interrupt. The relay
@@ -249,7 +274,9 @@ async def test_a_call_cancelled_while_its_note_is_written_keeps_the_note_unanswe
     await browser.close()
 
 
-async def test_cancelling_an_answered_call_changes_nothing(standin: StandIn, cookie: str) -> None:
+async def test_cancelling_an_answered_call_changes_nothing(
+    standin: StandIn, cookie: str, blocking_model: str
+) -> None:
     browser, session_id = await live_session(cookie)
     call_id = await standin.call_tool("save_note", {"title": "Done", "body": "already"})
     await standin.wait_for_tool_response(call_id)
@@ -261,7 +288,7 @@ async def test_cancelling_an_answered_call_changes_nothing(standin: StandIn, coo
 
 
 async def test_a_response_due_during_a_go_away_hand_over_reaches_the_new_connection(
-    standin: StandIn, cookie: str, slow_store: Gate
+    standin: StandIn, cookie: str, slow_store: Gate, blocking_model: str
 ) -> None:
     browser, session_id = await live_session(cookie)
     call_id = await standin.call_tool("save_note", {"title": "Across", "body": "the switch"})
@@ -285,7 +312,7 @@ async def test_a_response_due_during_a_go_away_hand_over_reaches_the_new_connect
 
 
 async def test_a_hand_over_waits_for_a_pending_tool_call_to_be_answered(
-    standin: StandIn, cookie: str
+    standin: StandIn, cookie: str, blocking_model: str
 ) -> None:
     browser, _ = await live_session(cookie)
     call_id = await standin.call_tool("save_note", {"title": "Before", "body": "the switch"})
@@ -301,7 +328,7 @@ async def test_a_hand_over_waits_for_a_pending_tool_call_to_be_answered(
 
 
 async def test_a_user_text_with_the_note_trigger_makes_the_model_save_a_note(
-    standin: StandIn, cookie: str
+    standin: StandIn, cookie: str, blocking_model: str
 ) -> None:
     browser, session_id = await live_session(cookie, mode="text")
     await browser.send(type="text", text="note: Standup | Move it to 10:30")

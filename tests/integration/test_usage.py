@@ -19,26 +19,42 @@ from tests.integration.test_share_relay import tone
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-USAGE_FIELDS = ("prompt_tokens", "response_tokens", "total_tokens")
+USAGE_FIELDS = (
+    "prompt_tokens",
+    "response_tokens",
+    "total_tokens",
+    "thoughts_tokens",
+    "tool_use_prompt_tokens",
+)
+COUNTS = {
+    "prompt_tokens": "promptTokenCount",
+    "response_tokens": "responseTokenCount",
+    "total_tokens": "totalTokenCount",
+    "thoughts_tokens": "thoughtsTokenCount",
+    "tool_use_prompt_tokens": "toolUsePromptTokenCount",
+}
+DETAILS = {
+    "prompt_tokens_by_modality": "promptTokensDetails",
+    "response_tokens_by_modality": "responseTokensDetails",
+    "tool_use_prompt_tokens_by_modality": "toolUsePromptTokensDetails",
+}
 
 
 def sent_usage(standin: StandIn, *connections: int) -> dict[str, Any]:
     """What the stand-in's usageMetadata messages on ``connections`` add up to."""
     totals: dict[str, Any] = dict.fromkeys(USAGE_FIELDS, 0)
-    by_modality = {"prompt": Counter[str](), "response": Counter[str]()}
+    by_modality = {name: Counter[str]() for name in DETAILS}
     for index in connections:
         for reply in standin.connections[index].replies:
             usage = reply.get("usageMetadata")
             if usage is None:
                 continue
-            totals["prompt_tokens"] += usage["promptTokenCount"]
-            totals["response_tokens"] += usage["responseTokenCount"]
-            totals["total_tokens"] += usage["totalTokenCount"]
-            for kind in ("prompt", "response"):
-                for detail in usage.get(f"{kind}TokensDetails", []):
-                    by_modality[kind][detail["modality"]] += detail["tokenCount"]
-    totals["prompt_tokens_by_modality"] = dict(by_modality["prompt"])
-    totals["response_tokens_by_modality"] = dict(by_modality["response"])
+            for name, key in COUNTS.items():
+                totals[name] += usage.get(key, 0)
+            for name, key in DETAILS.items():
+                for detail in usage.get(key, []):
+                    by_modality[name][detail["modality"]] += detail["tokenCount"]
+    totals.update({name: dict(counts) for name, counts in by_modality.items()})
     return totals
 
 
@@ -46,8 +62,7 @@ def sent_usage(standin: StandIn, *connections: int) -> dict[str, Any]:
 def stored_usage(session_id: str) -> dict[str, Any]:
     """The usage stored on a session's row."""
     session = LiveSession.objects.get(pk=session_id)
-    fields = (*USAGE_FIELDS, "prompt_tokens_by_modality", "response_tokens_by_modality")
-    return {name: getattr(session, name) for name in fields}
+    return {name: getattr(session, name) for name in (*USAGE_FIELDS, *DETAILS)}
 
 
 def shown_usage(message: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +120,7 @@ async def test_text_session_and_hand_over_keep_adding_up(standin: StandIn, cooki
 
     expected = sent_usage(standin, 0, 1)
     assert expected["total_tokens"] == 150 + 53
-    assert expected["response_tokens_by_modality"] == {"TEXT": 100}
+    assert expected["response_tokens_by_modality"] == {"AUDIO": 100}  # text mode: spoken
     await browser.send(type="stop")
     await browser.expect("status", state="ended")
     assert await stored_usage(live["session_id"]) == expected
@@ -131,7 +146,7 @@ async def test_usage_is_stored_with_each_turn_before_the_session_ends(
             break
         await asyncio.sleep(0.05)
     assert stored["prompt_tokens_by_modality"]["TEXT"] >= 100
-    assert stored["response_tokens_by_modality"]["TEXT"] >= 50
+    assert stored["response_tokens_by_modality"]["AUDIO"] >= 50  # every model speaks
     session = await database_sync_to_async(LiveSession.objects.get)(pk=live["session_id"])
     assert session.status == LiveSession.Status.ACTIVE
     await browser.close()

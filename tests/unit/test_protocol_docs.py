@@ -33,3 +33,18 @@ def test_every_error_code_has_a_row() -> None:
 def test_every_close_code_has_a_row() -> None:
     codes = section("Close codes")
     assert [int(c) for c in CloseCode if f"| {int(c)} |" not in codes] == []
+
+
+def test_every_model_of_the_table_has_a_row() -> None:
+    from sessions_app.live.models import MODELS, RETIRED
+
+    models = section("Models")
+    assert [m for m in [*MODELS, *RETIRED] if f"`{m}`" not in models] == []
+
+
+def test_every_model_failure_code_is_explained_for_people() -> None:
+    refusals = section("When the model service refuses")
+    for code in ("model_unavailable", "model_refused", "model_error"):
+        assert f"`{code}`" in refusals
+    for close in ("1007", "1008", "1011"):
+        assert f"| {close}" in refusals

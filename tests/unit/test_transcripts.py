@@ -29,3 +29,31 @@ def test_typed_lines_are_numbered_at_once_and_empty_turns_skipped() -> None:
     assert (typed.sequence, reply.sequence) == (1, 2)
     assert (reply.source, reply.text) == ("text-reply", "Hi!")
     assert turns.turn == 3
+
+
+def test_a_line_typed_while_the_model_answers_comes_after_the_answer() -> None:
+    turns = TurnBuffer()
+    assert turns.add_typed("first question") is not None
+    turns.add_fragment(role="model", source="speech", text="The answer ")
+    assert turns.add_typed("second question") is None  # held: the answer began first
+    turns.add_fragment(role="model", source="speech", text="goes on.")
+    lines = turns.complete_turn()
+    assert [(x.sequence, x.role, x.source, x.text) for x in lines] == [
+        (2, "model", "speech", "The answer goes on."),
+        (3, "user", "typed", "second question"),
+    ]
+
+
+def test_late_user_speech_still_precedes_the_reply_it_led_to() -> None:
+    turns = TurnBuffer()
+    turns.add_fragment(role="model", source="speech", text="Yes, ")
+    turns.add_typed("by the way")
+    turns.add_fragment(role="user", source="speech", text="Is it on?")
+    turns.add_fragment(role="model", source="speech", text="it is.")
+    lines = turns.complete_turn()
+    assert [(x.role, x.source, x.text) for x in lines] == [
+        ("user", "speech", "Is it on?"),
+        ("model", "speech", "Yes, it is."),
+        ("user", "typed", "by the way"),
+    ]
+    assert [x.sequence for x in lines] == [1, 2, 3]
