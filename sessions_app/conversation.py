@@ -348,6 +348,8 @@ class Conversation:
                     self.tools.start(call)
             case events.ToolCallCancellation(ids=ids):
                 self._cancel_tool_calls(ids)
+            case events.UpstreamClosed(internal=True):
+                await self.fail(INTERNAL_ERROR_MESSAGE)
             case events.UpstreamClosed(error=error, code=code, reason=reason):
                 await self._upstream_closed(error, code, reason)
             case events.Reconnecting(error=error):

@@ -126,12 +126,14 @@ class ResumptionUpdate:
 class UpstreamClosed:
     """The upstream connection ended; ``error`` is None for a clean close.
 
-    ``code`` and ``reason`` are the service's last WebSocket close, when there was one.
+    ``code`` and ``reason`` are the service's last WebSocket close, when there was one;
+    ``internal`` is set when the relay itself failed, not the connection.
     """
 
     error: str | None
     code: int | None = None
     reason: str = ""
+    internal: bool = False
 
 
 @dataclass(frozen=True)

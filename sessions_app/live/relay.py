@@ -209,7 +209,7 @@ class LiveRelay:
         """Connect upstream and start relaying."""
         self._link = await self._connect(handle=None)
         self._writable.set()
-        self._sender = asyncio.create_task(self._send_loop(), name="live-send")
+        self._sender = asyncio.create_task(self._guard("send", self._send_loop()), name="live-send")
 
     async def send_audio(self, pcm: bytes) -> None:
         """Queue microphone audio (PCM16LE 16 kHz)."""
@@ -279,7 +279,9 @@ class LiveRelay:
             raise
         self._links += 1
         link = _Link(self._links, session, stack, calls_block=self._calls_block)
-        link.receiver = asyncio.create_task(self._receive_loop(link), name="live-receive")
+        link.receiver = asyncio.create_task(
+            self._guard("receive", self._receive_loop(link)), name="live-receive"
+        )
         return link
 
     async def _receive_loop(self, link: _Link) -> None:
@@ -366,7 +368,9 @@ class LiveRelay:
     def _start_recovery(self, recovery: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run a hand-over or a reconnect, one at a time."""
         if self._recovery is None or self._recovery.done():
-            self._recovery = asyncio.create_task(recovery(), name="live-recovery")
+            self._recovery = asyncio.create_task(
+                self._guard("recovery", recovery()), name="live-recovery"
+            )
 
     async def _hand_over(self, old: _Link, time_left: float) -> None:
         """On goAway: wait for a turn boundary, then switch to a resumed connection.
@@ -460,7 +464,7 @@ class LiveRelay:
             pass  # the receive loop reports the new link's loss
         if old is not None:
             self._old_links.add(old)
-            self._spawn(self._retire(old))
+            self._spawn(self._guard("retire", self._retire(old)))
         logger.info(
             "Gemini Live session %s on connection %s (replayed %d inputs)", how, new.number,
             len(replay),
@@ -508,6 +512,24 @@ class LiveRelay:
         self._writable.set()
         logger.warning("Gemini Live session lost: %s", error)
         await self._on_event(UpstreamClosed(error=error, code=code, reason=reason))
+
+    async def _guard(self, name: str, work: Awaitable[None]) -> None:
+        """Run one of the relay's tasks; an error in it ends the conversation, loudly.
+
+        Without this a failed task would die unseen: a deaf receive loop, a send queue
+        that fills until the browser's socket blocks.
+        """
+        try:
+            await work
+        except Exception:
+            logger.exception("Gemini Live relay: the %s task failed", name)
+            if self._closing or self._failed:
+                return
+            self._failed = True
+            self._writable.set()
+            await self._on_event(
+                UpstreamClosed(error=f"the relay's {name} task failed", internal=True)
+            )
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         """A background task kept until it ends."""

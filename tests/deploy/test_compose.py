@@ -447,3 +447,16 @@ def test_the_placeholder_secret_key_of_env_example_stops_start_up(tmp_path: Path
         check=False,
     )
     assert debug.returncode == 0, debug.stdout + debug.stderr
+
+
+def test_the_image_leaves_out_the_stand_in_and_its_dependencies() -> None:
+    """The stand-in is test and demo equipment: not in the build context, not installed."""
+    import tomllib
+
+    assert "standin" in (ROOT / ".dockerignore").read_text().splitlines()
+    copied = re.findall(r"^COPY\s+(.+?)\s+\S+$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert not [line for line in copied if "standin" in line]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [dep for dep in project["dependencies"] if dep.startswith("trustme")]
+    assert project["optional-dependencies"]["standin"] == ["trustme>=1.2"]
+    assert any("[standin]" in dep for dep in project["optional-dependencies"]["test"])

@@ -15,6 +15,7 @@ import pytest
 
 from sessions_app import tools
 from sessions_app.conversation import Conversation
+from sessions_app.live.models import MODELS
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
 from standin import StandIn
@@ -22,6 +23,13 @@ from tests.conftest import Browser
 from tests.records import chunks, client_messages, final_turn_completes, stored, tone
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(params=sorted(MODELS), autouse=True)
+def model(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Every test here runs on each of today's models, as the stand-in profiles them."""
+    settings.GEMINI_MODEL = request.param
+    return str(request.param)
 
 
 def states(browser: Browser) -> list[str]:
@@ -298,3 +306,30 @@ async def test_an_error_in_a_browser_message_handler_ends_the_session_cleanly(
     assert (session.status, session.end_reason) == ("failed", "internal_error")
     assert session.status != LiveSession.Status.ACTIVE
     assert final_turn_completes(standin) == []
+
+
+async def test_an_error_in_the_relays_own_tasks_ends_the_session_cleanly(
+    standin: StandIn, cookie: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed send (injected: the SDK call raises what no connection error does) must not
+    leave a deaf relay and a filling queue behind: the session ends as failed."""
+    from sessions_app.live import relay
+
+    real_send = relay._Link.send
+
+    async def broken(self: Any, item: Any) -> None:
+        if item.kind == "text":
+            raise RuntimeError("send bug")
+        await real_send(self, item)
+
+    monkeypatch.setattr(relay._Link, "send", broken)
+    browser = Browser(cookie)
+    await browser.connect()
+    live = await browser.start()
+    await browser.send(type="text", text="never sent")
+    assert (await browser.expect("error"))["code"] == "internal_error"
+    assert await browser.expect_close() == CloseCode.INTERNAL_ERROR
+    session, lines = await stored(live["session_id"])
+    assert (session.status, session.end_reason) == ("failed", "internal_error")
+    assert lines == [(1, "user", "typed", "never sent")]
+    assert standin.connections[0].texts == []
