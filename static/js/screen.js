@@ -1,11 +1,14 @@
 // Screen capture: scaled JPEG stills at a low rate, sent only when the screen changed.
 //
 // Every tick the current video frame is drawn into a small grayscale thumbnail and compared
-// with the thumbnail of the last frame that was sent. A frame goes out when enough of the
-// thumbnail changed, or when the last one sent is older than the keyframe interval.
+// with the thumbnail of the last frame a tick sent. A frame goes out when enough of the
+// thumbnail changed, or when the last frame sent is older than the keyframe interval.
+// refresh() sends one at once, whatever changed, unless the last frame sent is less than
+// a second old; it leaves the ticks' comparison as it was.
 
 const THUMB_WIDTH = 96;
 const PIXEL_DELTA = 12; // gray levels (0..255) a thumbnail pixel must move to count as changed
+const REFRESH_AFTER_MS = 1000; // refresh() sends only if the last frame sent is older
 
 export const FPS_RANGE = Object.freeze({ min: 0.2, max: 2 });
 
@@ -17,7 +20,7 @@ export class ScreenCapture extends EventTarget {
   #lastThumb = null;
   #lastSentAt = -Infinity;
   #timer = null;
-  #busy = false;
+  #inFlight = null; // the capture in progress (a tick or a refresh), if any
   #fps;
 
   constructor({ fps = 1, maxSide = 1024, quality = 0.8, keyframeS = 10, changeThreshold = 0.01 } = {}) {
@@ -29,6 +32,7 @@ export class ScreenCapture extends EventTarget {
     this.changeThreshold = changeThreshold;
     this.sent = 0;
     this.skipped = 0;
+    this.refreshes = 0; // frames sent by refresh(), counted in `sent` too
     this.ticks = [];
   }
 
@@ -38,6 +42,11 @@ export class ScreenCapture extends EventTarget {
 
   get active() {
     return this.#stream !== null;
+  }
+
+  /** performance.now() when the last frame sent was captured (-Infinity: none yet). */
+  get lastSentAt() {
+    return this.#lastSentAt;
   }
 
   get fps() {
@@ -81,11 +90,27 @@ export class ScreenCapture extends EventTarget {
     this.#timer = setInterval(() => this.#tick(), 1000 / this.#fps);
   }
 
-  async #tick() {
+  /**
+   * Send a frame now, bypassing change detection, unless the last frame sent is less
+   * than a second old. Resolves to true once the frame was emitted, else to false (also
+   * when nothing is shared or the capture failed).
+   */
+  async refresh() {
+    // A tick in flight may send a frame itself: wait for it, then look at the age.
+    while (this.#inFlight) await this.#inFlight.catch(() => {});
     const video = this.#video;
-    if (!video || this.#busy || !video.videoWidth) return;
-    this.#busy = true;
-    try {
+    const now = performance.now();
+    if (!video?.videoWidth || now - this.#lastSentAt < REFRESH_AFTER_MS) return false;
+    const capture = this.#exclusive(() => this.#send(video, now));
+    const sent = await capture.catch(() => false);
+    if (sent) this.refreshes += 1;
+    return sent;
+  }
+
+  #tick() {
+    const video = this.#video;
+    if (!video || this.#inFlight || !video.videoWidth) return;
+    this.#exclusive(async () => {
       const now = performance.now();
       const thumb = this.#thumbnail(video);
       const changed = this.#lastThumb ? changedFraction(this.#lastThumb, thumb) : 1;
@@ -97,14 +122,27 @@ export class ScreenCapture extends EventTarget {
         this.dispatchEvent(new Event("skip"));
         return;
       }
-      const frame = await this.#encode(video);
-      this.#lastThumb = thumb;
-      this.#lastSentAt = now;
-      this.sent += 1;
-      this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
-    } finally {
-      this.#busy = false;
-    }
+      if (await this.#send(video, now)) this.#lastThumb = thumb;
+    });
+  }
+
+  // Run one capture at a time; the promise settles when it is done.
+  #exclusive(work) {
+    const run = work().finally(() => {
+      this.#inFlight = null;
+    });
+    this.#inFlight = run;
+    return run;
+  }
+
+  // Encode and emit a frame captured at `now`; true once it was emitted.
+  async #send(video, now) {
+    const frame = await this.#encode(video);
+    if (this.#video !== video) return false; // stopped meanwhile
+    this.#lastSentAt = now;
+    this.sent += 1;
+    this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
+    return true;
   }
 
   #record(tick) {

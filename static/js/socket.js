@@ -3,10 +3,14 @@
 
 export const Kind = Object.freeze({ AUDIO: 0x01, JPEG: 0x02, PNG: 0x03 });
 
+// Every close code the server uses (docs/protocol.md, "Close codes").
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
-  UNAUTHENTICATED: 4401,
-  UPSTREAM_FAILED: 4502,
+  INTERNAL_ERROR: 1011, // an error in the server ended the session
+  PROTOCOL_ERROR: 4400, // too many malformed messages
+  UNAUTHENTICATED: 4401, // not logged in
+  RATE_LIMITED: 4429, // kept sending too fast after a warning
+  UPSTREAM_FAILED: 4502, // the model connection failed
 });
 
 export class ShareSocket extends EventTarget {

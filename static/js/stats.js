@@ -1,7 +1,7 @@
 // The stats panel, and the reply latency measured in the page: from the end of the user's
 // speech (or a sent text) to the first model audio or text of the reply.
 
-const VOICE_RMS = 0.02; // mic level above which the user counts as speaking
+import { SPEECH_RMS } from "./audio/speech.js";
 
 export class Stats {
   constructor(panel) {
@@ -9,6 +9,7 @@ export class Stats {
     this.audioSamplesSent = 0;
     this.latencies = [];
     this.tokens = 0;
+    this.thoughtsTokens = 0;
     this.tokensByModality = { prompt: {}, response: {} };
     this.handovers = 0;
     this.firstAudioAt = null;
@@ -38,7 +39,7 @@ export class Stats {
 
   micLevel(rms) {
     // Every voiced moment moves the reference point: the reply is timed from speech's end.
-    if (rms >= VOICE_RMS) this.#awaitingSince = performance.now();
+    if (rms >= SPEECH_RMS) this.#awaitingSince = performance.now();
   }
 
   textSent() {
@@ -58,7 +59,8 @@ export class Stats {
     this.set("handovers", this.handovers);
   }
 
-  // A `usage` message: the session's token totals, overall and per modality.
+  // A `usage` message: the session's token totals, overall and per modality, and the
+  // model's thinking tokens.
   usage(message) {
     const prompt = message.prompt_tokens_by_modality ?? {};
     const response = message.response_tokens_by_modality ?? {};
@@ -67,6 +69,8 @@ export class Stats {
     this.set("tokens", message.total_tokens);
     this.set("tokens-in", withModalities(message.prompt_tokens ?? 0, prompt));
     this.set("tokens-out", withModalities(message.response_tokens ?? 0, response));
+    this.thoughtsTokens = message.thoughts_tokens ?? 0;
+    this.set("tokens-thinking", this.thoughtsTokens);
   }
 }
 

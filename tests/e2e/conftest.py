@@ -1,13 +1,16 @@
 """End-to-end fixtures: a real Daphne process on the test database, a stand-in, Chromium."""
 
+import functools
 import math
 import os
 import struct
 import subprocess
 import sys
+import threading
 import time
 import wave
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +113,16 @@ def write_tone_wav(path: Path, freq: float = TONE_HZ, seconds: float = 4.0) -> P
     return path
 
 
+# An init script for chromium_tab_capture: Chromium's fake capture UI always picks the
+# (animated) fake display, so that browser runs without it and shares the current tab,
+# which holds still.
+SHARE_THIS_TAB = """
+const original = navigator.mediaDevices.getDisplayMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getDisplayMedia = (options) =>
+  original({...options, preferCurrentTab: true});
+"""
+
+
 @pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Any]:
     """Playwright, with Django's async-safety guard lifted for this package only.
@@ -203,3 +216,23 @@ def log_in(page: Any, base_url: str, username: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.get_by_test_id("login").click()
     page.wait_for_url(f"{base_url}/")
+
+
+class _QuietStaticHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep the test output clean."""
+
+
+@pytest.fixture(scope="module")
+def static_site() -> Iterator[str]:
+    """The repository root over HTTP on 127.0.0.1, for the pages in tests/e2e/pages/."""
+    handler = functools.partial(_QuietStaticHandler, directory=str(ROOT))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
