@@ -225,7 +225,8 @@ class _QuietStaticHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def static_site() -> Iterator[str]:
-    """The repository root over HTTP on 127.0.0.1, for the pages in tests/e2e/pages/."""
+    """The repository root over HTTP on 127.0.0.1 (a secure context, as worklets require),
+    for the pages in tests/e2e/pages/."""
     handler = functools.partial(_QuietStaticHandler, directory=str(ROOT))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

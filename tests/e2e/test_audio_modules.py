@@ -8,17 +8,14 @@ sample.
 """
 
 import base64
-import functools
 import math
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import ROOT, TONE_HZ
+from tests.e2e.conftest import TONE_HZ
 
 pytestmark = pytest.mark.e2e
 
@@ -31,34 +28,14 @@ CHUNK_SAMPLES = 1600  # 100 ms at 16 kHz
 # --- fixtures ---------------------------------------------------------------------------
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the test output clean."""
-
-
-@pytest.fixture(scope="module")
-def static_server() -> Iterator[str]:
-    """The repository root over HTTP on 127.0.0.1 (a secure context, as worklets require)."""
-    handler = functools.partial(_QuietHandler, directory=str(ROOT))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 @pytest.fixture
-def audio_page(chromium: Any, static_server: str) -> Iterator[Any]:
+def audio_page(chromium: Any, static_site: str) -> Iterator[Any]:
     """The fixture page, loaded and clicked once (a user activation lets audio start)."""
     context = chromium.new_context()
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{static_server}{PAGE}")
+    page.goto(f"{static_site}{PAGE}")
     page.wait_for_selector("body[data-ready=true]")
     page.click("#activate")
     page.wait_for_selector("#activate[data-clicked=true]")
