@@ -1,91 +1,87 @@
-"""Structured logs: one JSON object a line, chosen with DJANGO_LOG_FORMAT=json.
+"""Structured logs: one JSON object a line (python-json-logger), chosen with DJANGO_LOG_FORMAT=json.
 
 Each line holds ``time`` (UTC, ISO 8601), ``level``, ``logger`` and ``message``, then the
 fields callers pass with ``extra=`` (``session_id``, ``user_id``, ``event``, ...), and
 ``exception`` with the traceback when there is one. Request headers and bodies are never
 written: Django attaches the whole request as ``extra={"request": ...}``, and of it only
 the method and the path (without query string) are kept. UUIDs, decimals, dates,
-durations and enums become strings or numbers; any other object is written as its type
-name, never as its contents.
+durations and enums become strings or numbers; any other object (bytes too) is written as
+its type name, never as its contents.
 """
 
 import datetime as dt
 import decimal
 import enum
+import functools
 import json
 import logging
 import math
 import uuid
 from typing import Any
 
-# Attributes every LogRecord has; anything else on a record came from ``extra``.
-_RECORD_ATTRIBUTES = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
-    | {"message", "asctime", "taskName"}
-)
-_BASE_FIELDS = ("time", "level", "logger", "message")
+from pythonjsonlogger import core
+from pythonjsonlogger import json as jsonlogger
+
+# What python-json-logger never copies from a record, plus the names of the base fields,
+# so that an ``extra`` field cannot overwrite one of them.
+_RESERVED = [*core.RESERVED_ATTRS, "taskName", "time", "level", "logger", "exception", "stack"]
+_RENAMED = {
+    "asctime": "time",
+    "levelname": "level",
+    "name": "logger",
+    "exc_info": "exception",
+    "stack_info": "stack",
+}
 
 
-def _plain(value: Any) -> Any:
-    """``value`` if it is plain JSON data (recursively), else its type name in angle brackets.
-
-    Identifiers, numbers and times that JSON has no type for (UUID, Decimal, dates,
-    durations, enums) are written as strings, durations as seconds; so are infinities and
-    NaN, which JSON cannot hold.
-    """
+def _json_default(value: Any) -> Any:
+    """JSON for what ``json`` has no type for; anything unknown only as its type name."""
     if isinstance(value, enum.Enum):
-        return _plain(value.value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
+        return value.value
     if isinstance(value, uuid.UUID | decimal.Decimal):
         return str(value)
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
-        return {key: _plain(item) for key, item in value.items()}
     return f"<{type(value).__name__}>"
 
 
-def _request_fields(request: Any) -> dict[str, Any]:
-    """The method and path of a request passed as ``extra``; never its headers or body."""
-    fields: dict[str, Any] = {}
-    method = getattr(request, "method", None)
-    path = getattr(request, "path", None)
-    if isinstance(method, str):
-        fields["method"] = method
-    if isinstance(path, str):
-        fields["path"] = path
-    return fields
+def _finite(value: Any) -> Any:
+    """``value`` with infinities and NaN as strings, which JSON cannot hold as numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
 
 
-class JsonFormatter(logging.Formatter):
-    """Format each record as one line of JSON (see the module docstring for the fields)."""
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """python-json-logger's formatter with this site's field names (see the module docstring)."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Serialise ``record``: base fields, then its ``extra`` fields, then any traceback."""
-        line: dict[str, Any] = {
-            "time": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key in _RECORD_ATTRIBUTES or key in _BASE_FIELDS:
-                continue
-            if key == "request":
-                line.update(_request_fields(value))
-            else:
-                line[key] = _plain(value)
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            line["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(line, ensure_ascii=False, allow_nan=False)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Set up the fields, names and encoding; arguments as for python-json-logger."""
+        kwargs.setdefault("fmt", "%(asctime)s %(levelname)s %(name)s %(message)s")
+        kwargs.setdefault("rename_fields", _RENAMED)
+        kwargs.setdefault("reserved_attrs", _RESERVED)
+        kwargs.setdefault("json_default", _json_default)
+        # Dict keys JSON cannot hold are dropped rather than failing the whole line.
+        kwargs.setdefault("json_serializer", functools.partial(json.dumps, skipkeys=True))
+        kwargs.setdefault("json_ensure_ascii", False)
+        super().__init__(*args, **kwargs)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The record's time in UTC, ISO 8601 with milliseconds."""
+        created = dt.datetime.fromtimestamp(record.created, tz=dt.UTC)
+        return created.isoformat(timespec="milliseconds")
+
+    def process_log_record(self, log_record: dict[str, Any]) -> dict[str, Any]:
+        """Keep only the method and path of a request passed as ``extra``; no NaN numbers."""
+        request = log_record.pop("request", None)
+        for field in ("method", "path"):
+            value = getattr(request, field, None)
+            if isinstance(value, str):
+                log_record[field] = value
+        return {key: _finite(value) for key, value in log_record.items()}

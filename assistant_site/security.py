@@ -1,67 +1,53 @@
-"""Security pieces the settings wire in: the Content-Security-Policy and the client address."""
+"""Security pieces the settings wire in: the share WebSocket's CSP source and the client address."""
 
 import ipaddress
 
+from csp.constants import SELF
+from csp.middleware import CSPMiddleware, PolicyParts
+from csp.utils import build_policy
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
-from django.utils.deprecation import MiddlewareMixin
-
-# What the pages load, and nothing more. Scripts, styles and AudioWorklet modules all come
-# from /static/ (no inline code anywhere, tests/integration/test_production_settings.py
-# checks the templates); frames are drawn on a canvas and encoded to blobs; the only
-# connection besides same-origin HTTP is the share WebSocket (added per request). The
-# Django admin of Django 5.2 has no inline scripts or styles and runs under the same policy.
-BASE_POLICY: tuple[tuple[str, str], ...] = (
-    ("default-src", "'self'"),
-    ("script-src", "'self'"),
-    ("style-src", "'self'"),
-    ("img-src", "'self' data: blob:"),
-    ("media-src", "'self' blob:"),
-    ("worker-src", "'self' blob:"),
-    ("object-src", "'none'"),
-    ("base-uri", "'none'"),
-    ("form-action", "'self'"),
-    ("frame-ancestors", "'none'"),
-)
-
-HEADER = "Content-Security-Policy"
 
 
-def content_security_policy(request: HttpRequest) -> str:
-    """The policy for one response: ``BASE_POLICY`` plus the WebSocket URL of this host.
+def connect_sources(request: HttpRequest) -> list[str]:
+    """The connect-src of one response: ``'self'`` and the share WebSocket of this host.
 
     ``'self'`` covers ws: and wss: only in browsers that implement CSP 3 fully, so the
     socket's origin is named explicitly: wss:// when the page came over HTTPS (directly or
     through a trusted proxy), ws:// otherwise. A host that is not allowed gets no socket.
     """
-    connect = ["'self'"]
     try:
         host = request.get_host()
     except DisallowedHost:
-        host = ""
-    if host:
-        connect.append(f"{'wss' if request.is_secure() else 'ws'}://{host}")
-    directives = [*BASE_POLICY, ("connect-src", " ".join(connect))]
-    return "; ".join(f"{name} {value}" for name, value in directives)
+        return [SELF]
+    return [SELF, f"{'wss' if request.is_secure() else 'ws'}://{host}"] if host else [SELF]
 
 
-class ContentSecurityPolicyMiddleware(MiddlewareMixin):
-    """Add the Content-Security-Policy header to every response that has none yet.
+def content_security_policy(request: HttpRequest) -> str:
+    """The policy the middleware sends for ``request``: the settings' plus connect-src."""
+    return build_policy(update={"connect-src": connect_sources(request)})
 
-    Django's own debug error pages (404 and 500 with DEBUG on) style themselves inline;
-    they go out without the policy so that they stay readable in development.
+
+class WebSocketCSPMiddleware(CSPMiddleware):
+    """django-csp's middleware, adding the per-request connect-src to the settings' policy.
+
+    settings.CONTENT_SECURITY_POLICY leaves connect-src out: it is added here as an update,
+    which django-csp writes after the configured directives, so it always ends the header.
+    Like django-csp, Django's debug 404 and 500 pages (DEBUG on) go without a policy.
     """
 
-    def process_response(
-        self, request: HttpRequest, response: HttpResponseBase
-    ) -> HttpResponseBase:
-        """Set the header unless the response is a debug error page or already has one."""
-        if settings.DEBUG and response.status_code in (404, 500):
-            return response
-        if HEADER not in response:
-            response[HEADER] = content_security_policy(request)
-        return response
+    def get_policy_parts(
+        self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False
+    ) -> PolicyParts:
+        """django-csp's parts of the policy, with this request's connect-src added."""
+        parts = super().get_policy_parts(request, response, report_only)
+        if not report_only:
+            update = dict(parts.update or {})
+            added = update.pop("connect-src", None) or []
+            extra = [added] if isinstance(added, str) else list(added)
+            parts.update = {**update, "connect-src": [*connect_sources(request), *extra]}
+        return parts
 
 
 def client_ip(request: HttpRequest) -> str:
