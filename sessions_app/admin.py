@@ -16,8 +16,8 @@ from django.utils import timezone
 from sessions_app import control, exports, usage
 from sessions_app.events_log import log_event
 from sessions_app.models import LiveSession, Note, TranscriptEntry
+from sessions_app.session.endings import ADMIN_END_MESSAGE
 
-ADMIN_END_MESSAGE = "An administrator ended this session."
 USAGE_DEFAULT_DAYS = 30
 
 

@@ -1,4 +1,9 @@
-"""The share WebSocket: authenticate, parse, dispatch, close codes.
+"""The share WebSocket: authenticate, parse, dispatch.
+
+Whatever the browser is refused is a :class:`~sessions_app.protocol.ClientError`, raised
+anywhere and answered in one place (:meth:`ShareConsumer.refuse`): one ``error`` reply,
+then the end of the session or the close that the error calls for. How a session ends
+follows from its end reason alone (:mod:`sessions_app.session.endings`).
 
 An exception that escapes a handler never ends the consumer with the session still live:
 :meth:`ShareConsumer.dispatch` ends the session as failed (``internal_error``), tells the
@@ -16,20 +21,23 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from sessions_app import control, protocol
-from sessions_app.conversation import INTERNAL_ERROR_MESSAGE, Conversation, SessionFailed
+from sessions_app.conversation import Conversation, SessionFailed
 from sessions_app.events_log import log_event
 from sessions_app.models import LiveSession
-from sessions_app.protocol import CloseCode, ErrorCode, ProtocolError
+from sessions_app.protocol import ClientError, CloseCode, ErrorCode, ProtocolError
 from sessions_app.ratelimit import ConnectionLimiter, MalformedBudget, RateLimits, Verdict
 from sessions_app.services import SessionRefused
+from sessions_app.session.endings import (
+    ADMIN_END_MESSAGE,
+    INTERNAL_ERROR_MESSAGE,
+    ending,
+)
 
+EndReason = LiveSession.EndReason
 REFUSAL_CODES = {
-    LiveSession.EndReason.USER_LIMIT: ErrorCode.TOO_MANY_SESSIONS,
-    LiveSession.EndReason.WORKER_LIMIT: ErrorCode.SERVER_BUSY,
+    EndReason.USER_LIMIT: ErrorCode.TOO_MANY_SESSIONS,
+    EndReason.WORKER_LIMIT: ErrorCode.SERVER_BUSY,
 }
-SHUTDOWN_MESSAGE = "The server is restarting. Start again in a moment."
-ADMIN_END_MESSAGE = "An administrator ended this session."
-MALFORMED_MESSAGE = "Closed: the browser kept sending messages the server cannot read."
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +90,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
             if conversation is not None and not conversation.ended and task is not None:
                 task.uncancel()  # let the clean-up await; the cancellation is re-raised
                 logger.info("Server shutdown: ending session %s", conversation.session_id)
-                await conversation.end(
-                    status=LiveSession.Status.ENDED,
-                    reason=LiveSession.EndReason.SERVER_SHUTDOWN,
-                    message=SHUTDOWN_MESSAGE,
-                )
+                await conversation.end(EndReason.SERVER_SHUTDOWN)
             raise
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -114,16 +118,14 @@ class ShareConsumer(AsyncWebsocketConsumer):
 
     async def fail(self) -> None:
         """End the live session (if any) as failed, tell the browser, close with 1011."""
-        self.limits = None  # nothing more is read from this socket
-        conversation = self.conversation
-        if conversation is not None and not conversation.ended:
-            await conversation.fail(INTERNAL_ERROR_MESSAGE)  # closes the socket too
-            return
         with contextlib.suppress(Exception):  # the socket may be what failed
-            await self.send_text(
-                protocol.encode_error(ErrorCode.INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE)
+            await self.refuse(
+                ClientError(
+                    ErrorCode.INTERNAL_ERROR,
+                    INTERNAL_ERROR_MESSAGE,
+                    end_reason=EndReason.INTERNAL_ERROR,
+                )
             )
-            await self.close(code=CloseCode.INTERNAL_ERROR)
 
     async def connect(self) -> None:
         """Accept logged-in, active users only; others get a close code, not a session."""
@@ -147,31 +149,54 @@ class ShareConsumer(AsyncWebsocketConsumer):
         )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Parse one message and dispatch it; protocol errors become one error reply."""
+        """Parse one message and dispatch it; whatever is refused gets one error reply."""
         if not getattr(self, "limits", None):
-            return  # refused at connect; the close is on its way
+            return  # refused at connect, or closing: nothing more is read
         try:
             if bytes_data is not None:
                 message = protocol.parse_binary(bytes_data, self.limits)
             else:
                 message = protocol.parse_text(text_data or "", self.limits)
-        except ProtocolError as exc:
-            if await self.within_rate(None):
-                await self.send_text(protocol.encode_error(exc.code, exc.message))
-                # too_large is refused on size alone, and the page sends one when the
-                # operator raises the frame size: it is not counted as malformed.
-                if exc.code is not ErrorCode.TOO_LARGE and self.malformed.spend():
-                    await self.close_for_malformed(exc.code)
-            return
-        if not await self.within_rate(message):
-            return
-        try:
-            await self.dispatch_message(message)
-        except ProtocolError as exc:
-            await self.send_text(protocol.encode_error(exc.code, exc.message))
+            if await self.within_rate(message):
+                await self.dispatch_message(message)
+        except ClientError as exc:
+            await self.refuse(exc)
+
+    async def refuse(self, exc: ClientError) -> None:
+        """The one place a refusal is answered: one error reply, then the end or close it asks.
+
+        Replies to unreadable messages count against the rate limits, and too many
+        malformed ones (too_large aside: the page sends one when frames are set larger
+        than the server takes) end the session as ``protocol_error``.
+        """
+        if exc.code in protocol.PARSE_CODES:
+            try:
+                if not await self.within_rate(None):
+                    return
+            except ClientError as flood:
+                exc = flood
+        await self.send_text(protocol.encode_error(exc.code, exc.message, **exc.details))
+        end_reason = exc.end_reason
+        if exc.code in protocol.MALFORMED_CODES and self.malformed.spend():
+            log_event(
+                "malformed_closed", session_id=self._session_id(),
+                user_id=self.scope["user"].pk, last_code=exc.code,
+                per_min=self.malformed.per_min, level=logging.WARNING,
+            )  # fmt: skip
+            end_reason = EndReason.PROTOCOL_ERROR
+        if end_reason is not None:
+            # The session's last word: the error's own, or the table's for protocol_error.
+            said = exc.message if end_reason == exc.end_reason else ""
+            await self.end_session(end_reason, message=said)
+        elif exc.close_code is not None:
+            self.limits = None
+            await self.close(code=exc.close_code)
 
     async def within_rate(self, message: protocol.ClientMessage | None) -> bool:
-        """Apply the connection's rate limits; False if the message is dropped."""
+        """Apply the connection's rate limits; False if the message is dropped.
+
+        A flood that went on past its warning is a ClientError that ends the session.
+        """
         match message:
             case protocol.AudioChunk(seconds=seconds):
                 verdict = self.limiter.check("audio", seconds)
@@ -184,6 +209,16 @@ class ShareConsumer(AsyncWebsocketConsumer):
         if verdict is Verdict.ACCEPT:
             return True
         what = RATE_NAMES.get(type(message), "messages")
+        if verdict is Verdict.CLOSE:
+            log_event(
+                "flood_closed", session_id=self._session_id(), user_id=self.scope["user"].pk,
+                kind=what, dropped=self.limiter.dropped, level=logging.WARNING,
+            )  # fmt: skip
+            raise ClientError(
+                ErrorCode.RATE_LIMITED,
+                f"Closed: the browser kept sending too many {what}.",
+                end_reason=EndReason.RATE_LIMITED,
+            )
         if verdict is Verdict.DROP_AND_WARN:
             log_event(
                 "rate_limited", session_id=self._session_id(), user_id=self.scope["user"].pk,
@@ -196,44 +231,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
                     " will be closed.",
                 )
             )
-        elif verdict is Verdict.CLOSE:
-            await self.close_for_flood(what)
         return False
-
-    async def close_for_flood(self, what: str) -> None:
-        """A flood went on: end the session, say why and close with 4429."""
-        log_event(
-            "flood_closed", session_id=self._session_id(), user_id=self.scope["user"].pk,
-            kind=what, dropped=self.limiter.dropped, level=logging.WARNING,
-        )  # fmt: skip
-        self.limits = None  # nothing more is read from this socket
-        if self.conversation is not None and not self.conversation.ended:
-            await self.conversation.end(
-                status=LiveSession.Status.ENDED,
-                reason=LiveSession.EndReason.RATE_LIMITED,
-                message=f"Closed: the browser kept sending too many {what}.",
-            )
-        await self.send_text(
-            protocol.encode_error(
-                ErrorCode.RATE_LIMITED, f"Closed: the browser kept sending too many {what}."
-            )
-        )
-        await self.close(code=CloseCode.RATE_LIMITED)
-
-    async def close_for_malformed(self, last: ErrorCode) -> None:
-        """Malformed messages kept coming: end the session and close with 4400."""
-        log_event(
-            "malformed_closed", session_id=self._session_id(), user_id=self.scope["user"].pk,
-            last_code=last, per_min=self.malformed.per_min, level=logging.WARNING,
-        )  # fmt: skip
-        self.limits = None  # nothing more is read from this socket
-        if self.conversation is not None and not self.conversation.ended:
-            await self.conversation.end(
-                status=LiveSession.Status.ENDED,
-                reason=LiveSession.EndReason.PROTOCOL_ERROR,
-                message=MALFORMED_MESSAGE,
-            )
-        await self.close(code=CloseCode.PROTOCOL_ERROR)
 
     async def dispatch_message(self, message: protocol.ClientMessage) -> None:
         """Route a parsed message to the live session."""
@@ -241,7 +239,9 @@ class ShareConsumer(AsyncWebsocketConsumer):
             case protocol.Start():
                 await self.start_session(message)
             case protocol.Stop():
-                await self.end_session(LiveSession.EndReason.CLIENT_STOP)
+                if self.conversation is None or self.conversation.ended:
+                    raise ProtocolError(ErrorCode.NOT_STARTED, "No live session to stop.")
+                await self.end_session(EndReason.CLIENT_STOP)
             case protocol.AudioEnd():
                 await self._live().audio_end()
             case protocol.AudioChunk():
@@ -267,33 +267,34 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 "session_refused", session_id=exc.session_id, user_id=self.scope["user"].pk,
                 reason=exc.end_reason,
             )  # fmt: skip
-            await self.send_text(protocol.encode_error(REFUSAL_CODES[exc.end_reason], exc.message))
-            return
+            raise ClientError(REFUSAL_CODES[exc.end_reason], exc.message) from exc
         except SessionFailed as exc:  # stored and logged as session_error, with the ids
             failure = exc.failure
-            await self.send_text(
-                protocol.encode_error(failure.error_code, failure.message, **failure.details())
-            )
-            await self.close(code=exc.close_code)
-            return
+            raise ClientError(
+                failure.error_code,
+                failure.message,
+                close_code=ending(exc.end_reason).close_code,
+                details=failure.details(),
+            ) from exc
         self.group = control.session_group(self.conversation.session_id)
         if self.channel_layer is not None:
             await self.channel_layer.group_add(self.group, self.channel_name)
 
-    async def end_session(self, reason: str, *, notify: bool = True) -> None:
-        """End the live session, if any."""
-        if self.conversation is None or self.conversation.ended:
-            raise ProtocolError(ErrorCode.NOT_STARTED, "No live session to stop.")
-        await self.conversation.end(status=LiveSession.Status.ENDED, reason=reason, notify=notify)
+    async def end_session(self, reason: str, *, message: str = "") -> None:
+        """End the live session for ``reason``; with none, close the socket as it says."""
+        conversation = self.conversation
+        if ending(reason).close_code is not None:
+            self.limits = None  # the socket closes: nothing more is read from it
+        if conversation is not None and not conversation.ended:
+            await conversation.end(reason, message=message)  # closes the socket if it must
+            return
+        close_code = ending(reason).close_code
+        if close_code is not None:
+            await self.close(code=close_code)
 
     async def disconnect(self, code: int) -> None:
         """The browser left: finish the session and store what is left."""
-        if self.conversation is not None:
-            await self.conversation.end(
-                status=LiveSession.Status.ENDED,
-                reason=LiveSession.EndReason.CLIENT_DISCONNECT,
-                notify=False,
-            )
+        await self.end_session(EndReason.CLIENT_DISCONNECT)
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the socket; Daphne (autobahn) refuses anything but a plain int as the code."""
@@ -328,17 +329,13 @@ class ShareConsumer(AsyncWebsocketConsumer):
         if event.get("session_id") != str(conversation.session_id):
             return
         reason = event.get("reason")
-        if reason not in LiveSession.EndReason.values:
-            reason = LiveSession.EndReason.ADMIN_ENDED
+        if reason not in EndReason.values:
+            reason = EndReason.ADMIN_ENDED
         log_event(
             "session_end_received", session_id=conversation.session_id,
             user_id=conversation.user_id, reason=reason,
         )  # fmt: skip
-        await conversation.end(
-            status=LiveSession.Status.ENDED,
-            reason=reason,
-            message=event.get("message") or ADMIN_END_MESSAGE,
-        )
+        await self.end_session(reason, message=event.get("message") or ADMIN_END_MESSAGE)
 
     def _live(self) -> Conversation:
         """The running conversation, or a not_started error."""

@@ -35,18 +35,17 @@ from sessions_app.live.relay import LiveRelay, UpstreamUnavailable, cancel_and_w
 from sessions_app.model_errors import AT_SETUP, MID_SESSION, ModelFailure, model_failure
 from sessions_app.models import LiveSession, TranscriptEntry
 from sessions_app.recorder import SessionRecorder
+from sessions_app.session.endings import INTERNAL_ERROR_MESSAGE, ending
 from sessions_app.tools import ToolRunner
 
 logger = logging.getLogger(__name__)
 
-Status = LiveSession.Status
 EndReason = LiveSession.EndReason
 Role = TranscriptEntry.Role
 Source = TranscriptEntry.Source
 INTERNAL = protocol.ErrorCode.INTERNAL_ERROR
 
 OUTPUT_BYTES_PER_SECOND = 48000  # PCM16 mono 24 kHz
-INTERNAL_ERROR_MESSAGE = "The server hit an error and ended the session. Start again."
 MISCONFIGURED_MESSAGE = (
     "The assistant is not configured correctly, so the session could not start."
     " Tell an administrator."
@@ -65,11 +64,10 @@ REFUSED_TURN_DEFAULT = "The model did not answer that turn ({reason})."
 class SessionFailed(Exception):
     """The session could not start; its row is stored as failed with ``end_reason``."""
 
-    def __init__(self, failure: ModelFailure, *, end_reason: str, close_code: int) -> None:
+    def __init__(self, failure: ModelFailure, *, end_reason: str) -> None:
         super().__init__(failure.message)
         self.failure = failure
         self.end_reason = end_reason
-        self.close_code = close_code
 
 
 @dataclass(frozen=True)
@@ -239,13 +237,8 @@ class Conversation:
         )  # fmt: skip
         self._ended = True
         await self.tools.close()
-        await self.recorder.finish(status=Status.FAILED, end_reason=end_reason)
-        close_code = (
-            protocol.CloseCode.INTERNAL_ERROR
-            if end_reason == EndReason.INTERNAL_ERROR
-            else protocol.CloseCode.UPSTREAM_FAILED
-        )
-        raise SessionFailed(failure, end_reason=end_reason, close_code=close_code)
+        await self.recorder.finish(status=ending(end_reason).status, end_reason=end_reason)
+        raise SessionFailed(failure, end_reason=end_reason)
 
     async def audio(self, chunk: protocol.AudioChunk) -> None:
         """Relay microphone audio."""
@@ -275,19 +268,17 @@ class Conversation:
         """The microphone stopped: let the model answer what it has heard."""
         await self._relay().send_audio_end()
 
-    async def end(
-        self,
-        *,
-        status: str,
-        reason: str,
-        notify: bool = True,
-        message: str = "",
-        close_code: int | None = None,
-    ) -> None:
-        """Close upstream, store the rest of the transcript and mark the session finished."""
+    async def end(self, reason: str, *, message: str = "") -> None:
+        """Close upstream, store the rest of the transcript and mark the session finished.
+
+        Status, close code and whether the browser is told follow from ``reason``
+        (endings.ENDINGS); ``message`` says more than the table's sentence. Idempotent.
+        """
         if self._ended:
             return
         self._ended = True
+        how = ending(reason)
+        status = how.status
         _live.discard(self)
         watchdog = self._watchdog
         if watchdog is not None and watchdog is not asyncio.current_task():
@@ -300,7 +291,8 @@ class Conversation:
             "session_end", session_id=self.session_id, user_id=self.user_id, status=status,
             reason=reason, resumptions=self.recorder.counters.resumptions,
         )  # fmt: skip
-        if notify:
+        if how.notify:
+            message = message or how.message
             fields = {"message": message} if message else {}
             with contextlib.suppress(Exception):  # the browser may already be gone
                 await self.browser.send_text(
@@ -312,7 +304,7 @@ class Conversation:
                         **fields,
                     )
                 )
-        await self.browser.session_ended(self.session_id, close_code)
+        await self.browser.session_ended(self.session_id, how.close_code)
 
     async def on_event(self, event: events.LiveEvent) -> None:
         """Apply one upstream event; an error doing so ends the session, never the worker."""
@@ -467,7 +459,7 @@ class Conversation:
     async def _upstream_closed(self, error: str | None, code: int | None, reason: str) -> None:
         """The model connection is gone for good: end the session and tell the browser."""
         if error is None:
-            await self.end(status=Status.ENDED, reason=EndReason.UPSTREAM_CLOSED)
+            await self.end(EndReason.UPSTREAM_CLOSED)
             return
         failure = model_failure(code, reason, model=self.model.id, during=MID_SESSION)
         logger.warning("Session %s: %s %s", self.session_id, failure.operator, error)
@@ -480,11 +472,7 @@ class Conversation:
                 failure.error_code, failure.message, **failure.details(), detail=error
             )
         )
-        await self.end(
-            status=Status.FAILED,
-            reason=EndReason.UPSTREAM_ERROR,
-            close_code=protocol.CloseCode.UPSTREAM_FAILED,
-        )
+        await self.end(EndReason.UPSTREAM_ERROR)
 
     async def fail(self, message: str) -> None:
         """End the session after an error in the server: stored failed, the socket closed."""
@@ -498,12 +486,7 @@ class Conversation:
             await self.browser.send_text(
                 protocol.encode_error(protocol.ErrorCode.INTERNAL_ERROR, message)
             )
-        await self.end(
-            status=Status.FAILED,
-            reason=EndReason.INTERNAL_ERROR,
-            message=message,
-            close_code=protocol.CloseCode.INTERNAL_ERROR,
-        )
+        await self.end(EndReason.INTERNAL_ERROR, message=message)
 
     def _touch(self) -> None:
         """The browser sent media or text: the session is not idle."""
@@ -525,15 +508,13 @@ class Conversation:
             if limits.max_session_s and now >= self._started_at + limits.max_session_s:
                 minutes = limits.max_session_s / 60
                 await self.end(
-                    status=Status.ENDED,
-                    reason=EndReason.DURATION_LIMIT,
+                    EndReason.DURATION_LIMIT,
                     message=f"The session reached its maximum length of {minutes:g} minutes.",
                 )
                 return
             if limits.idle_timeout_s and now >= self._active_at + limits.idle_timeout_s:
                 await self.end(
-                    status=Status.ENDED,
-                    reason=EndReason.IDLE_TIMEOUT,
+                    EndReason.IDLE_TIMEOUT,
                     message=(
                         f"The session ended after {limits.idle_timeout_s:g} seconds"
                         " without screen, audio or text."

@@ -11,6 +11,7 @@ anything else, whatever the bytes.
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -62,13 +63,53 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
 
 
-class ProtocolError(Exception):
-    """A client message that cannot be accepted; becomes one ``error`` reply."""
+# Codes of a message that cannot be read at all: a browser speaking this protocol never
+# sends one, and a connection that keeps sending them is closed (docs/protocol.md).
+MALFORMED_CODES = frozenset(
+    {
+        ErrorCode.BAD_JSON,
+        ErrorCode.BAD_MESSAGE,
+        ErrorCode.UNKNOWN_TYPE,
+        ErrorCode.INVALID_FIELD,
+        ErrorCode.EMPTY_FRAME,
+        ErrorCode.UNKNOWN_KIND,
+        ErrorCode.BAD_IMAGE,
+        ErrorCode.BAD_AUDIO,
+    }
+)
+# Codes the parsers give: refused before the session state is looked at.
+PARSE_CODES = MALFORMED_CODES | {ErrorCode.TOO_LARGE}
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+
+class ClientError(Exception):
+    """What the browser is told as one ``error`` reply, and what follows it.
+
+    ``end_reason`` ends the live session for that reason (its close code follows from
+    it); ``close_code`` closes the socket when there is no session to end.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        end_reason: str | None = None,
+        close_code: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.end_reason = end_reason
+        self.close_code = close_code
+        self.details = details or {}
+
+
+class ProtocolError(ClientError):
+    """A client message that cannot be accepted; the socket and the session go on."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(code, message)
 
 
 MODES = {"audio": "AUDIO", "text": "TEXT"}
@@ -242,7 +283,11 @@ def _sniff(payload: bytes) -> str:
     return "not an image of that type"
 
 
-_BINARY_PARSERS = {Kind.AUDIO: _parse_audio, Kind.JPEG: _parse_jpeg, Kind.PNG: _parse_png}
+_BINARY_PARSERS: dict[int, Callable[[bytes], AudioChunk | Frame]] = {
+    Kind.AUDIO: _parse_audio,
+    Kind.JPEG: _parse_jpeg,
+    Kind.PNG: _parse_png,
+}
 
 
 def parse_text(raw: str, limits: Limits) -> Start | TypedText | Stop | AudioEnd:
@@ -394,7 +439,8 @@ def _parse_audio_end(data: dict[str, Any], limits: Limits) -> AudioEnd:
     return AudioEnd()
 
 
-_TEXT_PARSERS = {
+_TextParser = Callable[[dict[str, Any], Limits], Start | TypedText | Stop | AudioEnd]
+_TEXT_PARSERS: dict[str, _TextParser] = {
     "start": _parse_start,
     "text": _parse_text_message,
     "stop": _parse_stop,

@@ -1,0 +1,1 @@
+"""One live session: how it ends (endings)."""
