@@ -18,6 +18,7 @@ import json
 import signal
 import ssl
 import sys
+from typing import Any
 
 from google import genai
 from google.genai import types
@@ -45,47 +46,48 @@ async def relay(ws: ServerConnection, client: genai.Client) -> None:
         return
     async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
         await ws.send(json.dumps({"type": "status", "state": "live"}))
-
-        async def up() -> None:
-            async for message in ws:
-                if isinstance(message, bytes):
-                    kind, payload = message[0], message[1:]
-                    if kind == 0x01:
-                        blob = types.Blob(data=payload, mime_type="audio/pcm;rate=16000")
-                        await session.send_realtime_input(audio=blob)
-                    elif kind == 0x02:
-                        blob = types.Blob(data=payload, mime_type="image/jpeg")
-                        await session.send_realtime_input(video=blob)
-                    continue
-                data = json.loads(message)
-                if data.get("type") == "text":
-                    await session.send_realtime_input(text=data["text"])
-                elif data.get("type") == "stop":
-                    return
-
-        async def down() -> None:
-            while True:
-                async for message in session.receive():
-                    content = message.server_content
-                    if content is None:
-                        continue
-                    if content.model_turn is not None:
-                        for part in content.model_turn.parts or []:
-                            if part.inline_data is not None and part.inline_data.data:
-                                await ws.send(b"\x01" + part.inline_data.data)
-                    if content.output_transcription is not None:
-                        text = content.output_transcription.text or ""
-                        await ws.send(
-                            json.dumps({"type": "transcript", "role": "model", "text": text})
-                        )
-
-        tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
+        tasks = [asyncio.create_task(up(ws, session)), asyncio.create_task(down(ws, session))]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def up(ws: ServerConnection, session: Any) -> None:
+    """Browser -> model: audio, frames and typed text, until the browser stops."""
+    async for message in ws:
+        if isinstance(message, bytes):
+            kind, payload = message[0], message[1:]
+            if kind == 0x01:
+                blob = types.Blob(data=payload, mime_type="audio/pcm;rate=16000")
+                await session.send_realtime_input(audio=blob)
+            elif kind == 0x02:
+                blob = types.Blob(data=payload, mime_type="image/jpeg")
+                await session.send_realtime_input(video=blob)
+            continue
+        data = json.loads(message)
+        if data.get("type") == "text":
+            await session.send_realtime_input(text=data["text"])
+        elif data.get("type") == "stop":
+            return
+
+
+async def down(ws: ServerConnection, session: Any) -> None:
+    """Model -> browser: speech and its transcription, across turns."""
+    while True:
+        async for message in session.receive():
+            content = message.server_content
+            if content is None:
+                continue
+            if content.model_turn is not None:
+                for part in content.model_turn.parts or []:
+                    if part.inline_data is not None and part.inline_data.data:
+                        await ws.send(b"\x01" + part.inline_data.data)
+            if content.output_transcription is not None:
+                text = content.output_transcription.text or ""
+                await ws.send(json.dumps({"type": "transcript", "role": "model", "text": text}))
 
 
 async def main(port: int, base_url: str, ca: str) -> None:

@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -102,6 +102,7 @@ def live_session_create(
     """
     stale_sessions_sweep(stale_after_s=stale_after_s)
     now = timezone.now()
+    stale_after = timedelta(seconds=stale_after_s)
     with transaction.atomic():
         if connection.features.has_select_for_update:
             get_user_model().objects.select_for_update().filter(pk=user.pk).first()
@@ -114,17 +115,7 @@ def live_session_create(
             heartbeat_at=now,
         )
         if refuse is None and max_per_user > 0:
-            live = LiveSession.objects.filter(
-                user=user,
-                status=LiveSession.Status.ACTIVE,
-                heartbeat_at__gte=now - timedelta(seconds=stale_after_s),
-            ).count()
-            if live > max_per_user:
-                refuse = SessionRefused(
-                    LiveSession.EndReason.USER_LIMIT,
-                    f"You already have {max_per_user} live session"
-                    f"{'s' if max_per_user != 1 else ''} open. End one to start another.",
-                )
+            refuse = _user_limit_refusal(user, max_per_user, since=now - stale_after)
         if refuse is not None:
             LiveSession.objects.filter(pk=session.pk).update(
                 status=LiveSession.Status.FAILED, end_reason=refuse.end_reason, ended_at=now
@@ -133,6 +124,22 @@ def live_session_create(
         refuse.session_id = session.pk
         raise refuse
     return session
+
+
+def _user_limit_refusal(
+    user: AbstractBaseUser, max_per_user: int, *, since: datetime
+) -> SessionRefused | None:
+    """The refusal of a session past the user's limit of live rows (new one included)."""
+    live = LiveSession.objects.filter(
+        user=user, status=LiveSession.Status.ACTIVE, heartbeat_at__gte=since
+    ).count()
+    if live <= max_per_user:
+        return None
+    return SessionRefused(
+        LiveSession.EndReason.USER_LIMIT,
+        f"You already have {max_per_user} live session"
+        f"{'s' if max_per_user != 1 else ''} open. End one to start another.",
+    )
 
 
 def live_session_heartbeat(*, session_id: uuid.UUID) -> bool:
