@@ -14,16 +14,19 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
+from asgiref.typing import WebSocketReceiveEvent
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth.models import User
 
 from sessions_app import control, protocol
 from sessions_app.conversation import Conversation, SessionFailed
 from sessions_app.events_log import log_event
 from sessions_app.models import LiveSession
+from sessions_app.outbound import Hello, encode, error
 from sessions_app.protocol import ClientError, CloseCode, ErrorCode, ProtocolError
 from sessions_app.ratelimit import ConnectionLimiter, MalformedBudget, RateLimits, Verdict
 from sessions_app.services import SessionRefused
@@ -34,7 +37,7 @@ from sessions_app.session.endings import (
 )
 
 EndReason = LiveSession.EndReason
-REFUSAL_CODES = {
+REFUSAL_CODES: dict[str, ErrorCode] = {
     EndReason.USER_LIMIT: ErrorCode.TOO_MANY_SESSIONS,
     EndReason.WORKER_LIMIT: ErrorCode.SERVER_BUSY,
 }
@@ -75,6 +78,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
 
     conversation: Conversation | None = None
     group: str | None = None
+    limits: protocol.Limits | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Run the consumer; when the server shuts down, end the live session cleanly.
@@ -107,7 +111,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
         """
         try:
             if message["type"] == "websocket.receive":
-                await self.websocket_receive(message)
+                await self.websocket_receive(cast("WebSocketReceiveEvent", message))
             else:
                 await super().dispatch(message)
         except StopConsumer:
@@ -127,6 +131,10 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 )
             )
 
+    def _user(self) -> User:
+        """The connection's user: connect() let only a logged-in, active one stay."""
+        return cast(User, self.scope["user"])
+
     async def connect(self) -> None:
         """Accept logged-in, active users only; others get a close code, not a session."""
         await self.accept()
@@ -134,29 +142,32 @@ class ShareConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_active:
             await self.close(code=CloseCode.UNAUTHENTICATED)
             return
-        self.limits = limits_from_settings()
+        self.limits = limits = limits_from_settings()
         rate_limits = rate_limits_from_settings()
         self.limiter = ConnectionLimiter(rate_limits)
         self.malformed = MalformedBudget(rate_limits.malformed_per_min)
         await self.send_text(
-            protocol.encode(
-                "hello",
-                voices=list(self.limits.voices),
-                default_voice=self.limits.default_voice,
-                max_message_bytes=self.limits.max_message_bytes,
-                offline_demo=not settings.GEMINI_API_KEY,
+            encode(
+                Hello(
+                    voices=list(limits.voices),
+                    default_voice=limits.default_voice,
+                    max_message_bytes=limits.max_message_bytes,
+                    offline_demo=not settings.GEMINI_API_KEY,
+                )
             )
         )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Parse one message and dispatch it; whatever is refused gets one error reply."""
-        if not getattr(self, "limits", None):
+        limits = self.limits
+        if not limits:
             return  # refused at connect, or closing: nothing more is read
         try:
+            message: protocol.ClientMessage
             if bytes_data is not None:
-                message = protocol.parse_binary(bytes_data, self.limits)
+                message = protocol.parse_binary(bytes_data, limits)
             else:
-                message = protocol.parse_text(text_data or "", self.limits)
+                message = protocol.parse_text(text_data or "", limits)
             if await self.within_rate(message):
                 await self.dispatch_message(message)
         except ClientError as exc:
@@ -175,12 +186,12 @@ class ShareConsumer(AsyncWebsocketConsumer):
                     return
             except ClientError as flood:
                 exc = flood
-        await self.send_text(protocol.encode_error(exc.code, exc.message, **exc.details))
+        await self.send_text(encode(error(exc.code, exc.message, **exc.details)))
         end_reason = exc.end_reason
         if exc.code in protocol.MALFORMED_CODES and self.malformed.spend():
             log_event(
                 "malformed_closed", session_id=self._session_id(),
-                user_id=self.scope["user"].pk, last_code=exc.code,
+                user_id=self._user().pk, last_code=exc.code,
                 per_min=self.malformed.per_min, level=logging.WARNING,
             )  # fmt: skip
             end_reason = EndReason.PROTOCOL_ERROR
@@ -211,7 +222,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
         what = RATE_NAMES.get(type(message), "messages")
         if verdict is Verdict.CLOSE:
             log_event(
-                "flood_closed", session_id=self._session_id(), user_id=self.scope["user"].pk,
+                "flood_closed", session_id=self._session_id(), user_id=self._user().pk,
                 kind=what, dropped=self.limiter.dropped, level=logging.WARNING,
             )  # fmt: skip
             raise ClientError(
@@ -221,14 +232,16 @@ class ShareConsumer(AsyncWebsocketConsumer):
             )
         if verdict is Verdict.DROP_AND_WARN:
             log_event(
-                "rate_limited", session_id=self._session_id(), user_id=self.scope["user"].pk,
+                "rate_limited", session_id=self._session_id(), user_id=self._user().pk,
                 kind=what, level=logging.WARNING,
             )  # fmt: skip
             await self.send_text(
-                protocol.encode_error(
-                    ErrorCode.RATE_LIMITED,
-                    f"Too many {what}: they are being dropped. Slow down or the connection"
-                    " will be closed.",
+                encode(
+                    error(
+                        ErrorCode.RATE_LIMITED,
+                        f"Too many {what}: they are being dropped. Slow down or the connection"
+                        " will be closed.",
+                    )
                 )
             )
         return False
@@ -257,14 +270,14 @@ class ShareConsumer(AsyncWebsocketConsumer):
             raise ProtocolError(ErrorCode.ALREADY_STARTED, "A live session is already running.")
         try:
             self.conversation = await Conversation.start(
-                user=self.scope["user"],
+                user=self._user(),
                 start=start,
                 user_agent=self._header("user-agent"),
                 browser=self,
             )
         except SessionRefused as exc:
             log_event(
-                "session_refused", session_id=exc.session_id, user_id=self.scope["user"].pk,
+                "session_refused", session_id=exc.session_id, user_id=self._user().pk,
                 reason=exc.end_reason,
             )  # fmt: skip
             raise ClientError(REFUSAL_CODES[exc.end_reason], exc.message) from exc

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from google.genai import types
@@ -34,6 +34,16 @@ from sessions_app.live.models import ToolBehaviour, model_info
 from sessions_app.live.relay import LiveRelay, UpstreamUnavailable, cancel_and_wait
 from sessions_app.model_errors import AT_SETUP, MID_SESSION, ModelFailure, model_failure
 from sessions_app.models import LiveSession, TranscriptEntry
+from sessions_app.outbound import (
+    Interrupted,
+    Status,
+    Transcript,
+    TurnComplete,
+    Usage,
+    encode,
+    encode_audio,
+)
+from sessions_app.outbound import error as error_message
 from sessions_app.recorder import SessionRecorder
 from sessions_app.session.endings import INTERNAL_ERROR_MESSAGE, ending
 from sessions_app.tools import ToolRunner
@@ -144,7 +154,7 @@ class Conversation:
 
     @classmethod
     async def start(
-        cls, *, user: AbstractBaseUser, start: protocol.Start, user_agent: str, browser: Browser
+        cls, *, user: User, start: protocol.Start, user_agent: str, browser: Browser
     ) -> "Conversation":
         """Create the session row and connect upstream.
 
@@ -180,7 +190,7 @@ class Conversation:
     async def _open(self, start: protocol.Start) -> None:
         """Connect upstream and start the watchdog; a failure ends the row (SessionFailed)."""
         await self.browser.send_text(
-            protocol.encode("status", state="connecting", session_id=str(self.session_id))
+            encode(Status(state="connecting", session_id=str(self.session_id)))
         )
         try:
             endpoint = await asyncio.to_thread(endpoint_from_settings)
@@ -216,14 +226,15 @@ class Conversation:
             modality=start.modality,
         )  # fmt: skip
         await self.browser.send_text(
-            protocol.encode(
-                "status",
-                state="live",
-                session_id=str(self.session_id),
-                mode=start.modality.lower(),
-                voice=start.voice,
-                model=self.model.id,
-                offline_demo=endpoint.offline_demo,
+            encode(
+                Status(
+                    state="live",
+                    session_id=str(self.session_id),
+                    mode=start.modality.lower(),
+                    voice=start.voice,
+                    model=self.model.id,
+                    offline_demo=endpoint.offline_demo,
+                )
             )
         )
 
@@ -258,9 +269,7 @@ class Conversation:
         relay = self._relay()
         self.recorder.typed(message.text)
         await self.browser.send_text(
-            protocol.encode(
-                "transcript", role=Role.USER, source=Source.TYPED, text=message.text, final=True
-            )
+            encode(Transcript(role=Role.USER, source=Source.TYPED, text=message.text, final=True))
         )
         await relay.send_text(message.text)
 
@@ -292,18 +301,14 @@ class Conversation:
             reason=reason, resumptions=self.recorder.counters.resumptions,
         )  # fmt: skip
         if how.notify:
-            message = message or how.message
-            fields = {"message": message} if message else {}
+            ended = Status(
+                state="ended",
+                session_id=str(self.session_id),
+                reason=reason,
+                message=message or how.message or None,
+            )
             with contextlib.suppress(Exception):  # the browser may already be gone
-                await self.browser.send_text(
-                    protocol.encode(
-                        "status",
-                        state="ended",
-                        session_id=str(self.session_id),
-                        reason=reason,
-                        **fields,
-                    )
-                )
+                await self.browser.send_text(encode(ended))
         await self.browser.session_ended(self.session_id, how.close_code)
 
     async def on_event(self, event: events.LiveEvent) -> None:
@@ -323,7 +328,7 @@ class Conversation:
                 self.recorder.counters.audio_seconds_out += len(data) / OUTPUT_BYTES_PER_SECOND
                 if not self.text_mode:  # text mode shows the transcription instead
                     self._spoke = True
-                    await self.browser.send_media(protocol.encode_audio(data))
+                    await self.browser.send_media(encode_audio(data))
             case events.InputTranscript(text=text):
                 await self._fragment(Role.USER, Source.SPEECH, text)
             case events.OutputTranscript(text=text) | events.TextOut(text=text):
@@ -356,7 +361,7 @@ class Conversation:
         turn = self.recorder.turns.turn
         self.recorder.fragment(role=role, source=source, text=text)
         await self.browser.send_text(
-            protocol.encode("transcript", role=role, source=source, text=text, turn=turn)
+            encode(Transcript(role=role, source=source, text=text, turn=turn))
         )
 
     async def _interrupt(self) -> None:
@@ -368,7 +373,7 @@ class Conversation:
         if self._interrupted or not (self._spoke or self.recorder.turns.pending):
             return
         self._interrupted = True
-        await self.browser.send_text(protocol.encode("interrupted", turn=self.recorder.turns.turn))
+        await self.browser.send_text(encode(Interrupted(turn=self.recorder.turns.turn)))
 
     async def _turn_ended(self, reason: str | None = None) -> None:
         """Store the turn's lines and tell the browser; an empty, unremarkable turn is no turn."""
@@ -378,19 +383,17 @@ class Conversation:
             return
         turn = self.recorder.turns.turn
         self.recorder.complete_turn()
-        fields: dict[str, object] = {"turn": turn}
-        if interrupted:
-            fields["interrupted"] = True
+        message = None
         if reason:
-            fields["reason"] = reason
-            fields["message"] = REFUSED_TURN_MESSAGES.get(
-                reason, REFUSED_TURN_DEFAULT.format(reason=reason)
-            )
+            message = REFUSED_TURN_MESSAGES.get(reason, REFUSED_TURN_DEFAULT.format(reason=reason))
             log_event(
                 "turn_refused", session_id=self.session_id, user_id=self.user_id, turn=turn,
                 reason=reason,
             )  # fmt: skip
-        await self.browser.send_text(protocol.encode("turn_complete", **fields))
+        done = TurnComplete(
+            turn=turn, interrupted=interrupted or None, reason=reason or None, message=message
+        )
+        await self.browser.send_text(encode(done))
 
     async def _usage(self, usage: events.Usage) -> None:
         """Add up token usage and show the session totals."""
@@ -406,16 +409,17 @@ class Conversation:
             tool_use_by_modality=usage.tool_use_by_modality,
         )
         await self.browser.send_text(
-            protocol.encode(
-                "usage",
-                prompt_tokens=counters.prompt_tokens,
-                response_tokens=counters.response_tokens,
-                total_tokens=counters.total_tokens,
-                thoughts_tokens=counters.thoughts_tokens,
-                tool_use_prompt_tokens=counters.tool_use_prompt_tokens,
-                prompt_tokens_by_modality=counters.prompt_tokens_by_modality,
-                response_tokens_by_modality=counters.response_tokens_by_modality,
-                tool_use_prompt_tokens_by_modality=counters.tool_use_prompt_tokens_by_modality,
+            encode(
+                Usage(
+                    prompt_tokens=counters.prompt_tokens,
+                    response_tokens=counters.response_tokens,
+                    total_tokens=counters.total_tokens,
+                    thoughts_tokens=counters.thoughts_tokens,
+                    tool_use_prompt_tokens=counters.tool_use_prompt_tokens,
+                    prompt_tokens_by_modality=counters.prompt_tokens_by_modality,
+                    response_tokens_by_modality=counters.response_tokens_by_modality,
+                    tool_use_prompt_tokens_by_modality=counters.tool_use_prompt_tokens_by_modality,
+                )
             )
         )
 
@@ -441,7 +445,7 @@ class Conversation:
             await self._interrupt()
             await self._turn_ended()
         await self.browser.send_text(
-            protocol.encode("status", state="reconnecting", session_id=str(self.session_id))
+            encode(Status(state="reconnecting", session_id=str(self.session_id)))
         )
 
     async def _resumed(self, how: str) -> None:
@@ -452,9 +456,7 @@ class Conversation:
             count=self.recorder.counters.resumptions,
         )  # fmt: skip
         state = {"reconnect": "resumed", "fresh": "restarted"}.get(how, "handed_over")
-        await self.browser.send_text(
-            protocol.encode("status", state=state, session_id=str(self.session_id))
-        )
+        await self.browser.send_text(encode(Status(state=state, session_id=str(self.session_id))))
 
     async def _upstream_closed(self, error: str | None, code: int | None, reason: str) -> None:
         """The model connection is gone for good: end the session and tell the browser."""
@@ -468,8 +470,10 @@ class Conversation:
             upstream_code=code, level=logging.WARNING,
         )  # fmt: skip
         await self.browser.send_text(
-            protocol.encode_error(
-                failure.error_code, failure.message, **failure.details(), detail=error
+            encode(
+                error_message(
+                    failure.error_code, failure.message, **failure.details(), detail=error
+                )
             )
         )
         await self.end(EndReason.UPSTREAM_ERROR)
@@ -484,7 +488,7 @@ class Conversation:
         )  # fmt: skip
         with contextlib.suppress(Exception):  # the browser may be what failed
             await self.browser.send_text(
-                protocol.encode_error(protocol.ErrorCode.INTERNAL_ERROR, message)
+                encode(error_message(protocol.ErrorCode.INTERNAL_ERROR, message))
             )
         await self.end(EndReason.INTERNAL_ERROR, message=message)
 

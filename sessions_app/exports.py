@@ -26,7 +26,10 @@ SCHEMA = "screenshare-assistant.sessions/1"
 CSV_COLUMNS = (
     "session_id", "user", "kind", "sequence", "created_at", "role", "source", "title", "text",
 )  # fmt: skip
-SPEAKERS = {TranscriptEntry.Role.USER: "User", TranscriptEntry.Role.MODEL: "Assistant"}
+SPEAKERS: dict[str, str] = {
+    TranscriptEntry.Role.USER: "User",
+    TranscriptEntry.Role.MODEL: "Assistant",
+}
 MARKDOWN_TIME = "%Y-%m-%d %H:%M:%S UTC"
 
 

@@ -2,6 +2,8 @@
 
 Binary frames carry media: one kind byte, then the payload (no base64). Text frames carry
 JSON objects with a ``type`` field. docs/protocol.md is the reference for browser authors.
+This module parses what the browser sends; :mod:`sessions_app.outbound` types and encodes
+what the server sends.
 
 Validation is strict and total: a message of the wrong size, kind, encoding or shape, with
 a field of the wrong type, a value outside its allow-list or a field nobody defined, gets
@@ -470,18 +472,3 @@ def _describe(value: Any) -> str:
         case None:
             return "null"
     return "an unknown value"
-
-
-def encode(type_: str, **fields: Any) -> str:
-    """Encode one server->browser control message as compact JSON."""
-    return json.dumps({"type": type_, **fields}, separators=JSON_SEPARATORS)
-
-
-def encode_error(code: ErrorCode, message: str, **details: Any) -> str:
-    """Encode an ``error`` message; ``details`` (say ``upstream_code``) are added as fields."""
-    return encode("error", code=str(code), message=message, **details)
-
-
-def encode_audio(pcm: bytes) -> bytes:
-    """Encode model audio (PCM16LE mono 24 kHz) as a binary frame."""
-    return bytes((Kind.AUDIO,)) + pcm

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
@@ -82,7 +82,7 @@ class SessionRefused(Exception):
 
 def live_session_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     model: str,
     modality: str,
     voice: str,
@@ -126,9 +126,7 @@ def live_session_create(
     return session
 
 
-def _user_limit_refusal(
-    user: AbstractBaseUser, max_per_user: int, *, since: datetime
-) -> SessionRefused | None:
+def _user_limit_refusal(user: User, max_per_user: int, *, since: datetime) -> SessionRefused | None:
     """The refusal of a session past the user's limit of live rows (new one included)."""
     live = LiveSession.objects.filter(
         user=user, status=LiveSession.Status.ACTIVE, heartbeat_at__gte=since

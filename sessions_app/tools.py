@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from channels.db import database_sync_to_async
 from google.genai import types
 
-from sessions_app import protocol, services
+from sessions_app import outbound, services
 from sessions_app.events_log import log_event
 from sessions_app.live.events import FunctionCall
 from sessions_app.models import Note
@@ -183,8 +183,7 @@ def check_args(declaration: types.FunctionDeclaration, args: Any) -> None:
 
 def _check_value(name: str, schema: types.Schema, value: Any) -> None:
     """Check one argument's type and, for a string, its length."""
-    expected = _JSON_TYPES.get(schema.type) if schema.type is not None else None
-    if expected is not None:
+    if schema.type is not None and (expected := _JSON_TYPES.get(schema.type)) is not None:
         wrong_bool = isinstance(value, bool) and bool not in expected
         if wrong_bool or not isinstance(value, expected):
             raise ToolError(f"Argument {name!r} must be of type {schema.type.value.lower()}.")
@@ -385,10 +384,8 @@ async def store_note(*, session_id: uuid.UUID, call_id: str, title: str, body: s
 
 def note_message(note: Note) -> str:
     """The ``note`` message that shows a stored note in the browser."""
-    return protocol.encode(
-        "note",
-        id=note.id,
-        title=note.title,
-        body=note.body,
-        created_at=note.created_at.isoformat(),
+    return outbound.encode(
+        outbound.Note(
+            id=note.id, title=note.title, body=note.body, created_at=note.created_at.isoformat()
+        )
     )

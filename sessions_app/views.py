@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -13,6 +14,12 @@ from sessions_app.models import LiveSession, Note, TranscriptEntry
 SESSIONS_PER_PAGE = 25
 SEARCH_MAX_CHARS = 200
 FRAME_RATES = (0.2, 0.5, 1.0, 2.0)
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """A request of a @login_required view: its user is logged in."""
+
+    user: User
 
 
 @login_required
@@ -38,7 +45,7 @@ def share(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def session_list(request: HttpRequest) -> HttpResponse:
+def session_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The user's own sessions, newest first; ``q`` finds words in transcripts and notes."""
     query = request.GET.get("q", "").strip()[:SEARCH_MAX_CHARS]
     sessions = LiveSession.objects.filter(user=request.user)

@@ -6,7 +6,7 @@ import json
 import pytest
 from PIL import Image
 
-from sessions_app import protocol
+from sessions_app import outbound, protocol
 from sessions_app.protocol import ErrorCode, Kind, ProtocolError
 
 LIMITS = protocol.Limits(
@@ -229,13 +229,28 @@ def test_mislabelled_images_are_named() -> None:
 
 
 def test_encoders() -> None:
-    assert json.loads(protocol.encode("usage", total_tokens=3)) == {
+    usage = outbound.Usage(
+        prompt_tokens=1, response_tokens=2, total_tokens=3, thoughts_tokens=0,
+        tool_use_prompt_tokens=0,
+    )  # fmt: skip
+    assert json.loads(outbound.encode(usage)) == {
         "type": "usage",
+        "prompt_tokens": 1,
+        "response_tokens": 2,
         "total_tokens": 3,
+        "thoughts_tokens": 0,
+        "tool_use_prompt_tokens": 0,
+        "prompt_tokens_by_modality": {},
+        "response_tokens_by_modality": {},
+        "tool_use_prompt_tokens_by_modality": {},
     }
-    assert json.loads(protocol.encode_error(ErrorCode.TOO_LARGE, "big")) == {
+    assert json.loads(outbound.encode(outbound.error(ErrorCode.TOO_LARGE, "big"))) == {
         "type": "error",
         "code": "too_large",
         "message": "big",
     }
-    assert protocol.encode_audio(b"\x01\x02") == b"\x01\x01\x02"
+    status = outbound.Status(state="ended", session_id="s", reason="client_stop")
+    assert outbound.encode(status) == (
+        '{"type":"status","state":"ended","session_id":"s","reason":"client_stop"}'
+    )  # unset fields are left out, the type comes first
+    assert outbound.encode_audio(b"\x01\x02") == b"\x01\x01\x02"

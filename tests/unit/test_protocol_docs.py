@@ -48,3 +48,38 @@ def test_every_model_failure_code_is_explained_for_people() -> None:
         assert f"`{code}`" in refusals
     for close in ("1007", "1008", "1011"):
         assert f"| {close}" in refusals
+
+
+def documented_fields() -> dict[tuple[str, str], list[str]]:
+    """The "Message fields" table: (direction, type) -> its fields, ``?`` kept."""
+    rows = re.findall(r"^\| (server -> browser|browser -> server) \| `(\w+)` \| (.*) \|$",
+                      section("Message fields"), re.M)  # fmt: skip
+    return {(way, kind): re.findall(r"`(\w+)`(\??)", cells) for way, kind, cells in rows}
+
+
+def test_every_server_message_and_field_is_documented_and_nothing_else() -> None:
+    from dataclasses import fields
+
+    from sessions_app import outbound
+
+    in_code = {
+        ("server -> browser", kind.type): [
+            (spec.name, "?" if spec.default is None else "") for spec in fields(kind)
+        ]
+        for kind in outbound.MESSAGE_TYPES
+    }
+    documented = {
+        key: value for key, value in documented_fields().items() if key[0][:6] == "server"
+    }
+    assert documented == in_code
+
+
+def test_every_browser_message_and_field_is_documented_and_nothing_else() -> None:
+    from sessions_app.protocol import FIELDS
+
+    documented = {
+        kind: sorted(name for name, _ in names)
+        for (way, kind), names in documented_fields().items()
+        if way == "browser -> server"
+    }
+    assert documented == {kind: sorted(allowed - {"type"}) for kind, allowed in FIELDS.items()}
