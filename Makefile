@@ -30,7 +30,7 @@ test: export DJANGO_DEBUG ?= 0
 test: export DJANGO_ALLOWED_HOSTS ?= testserver,localhost,127.0.0.1
 test: $(STAMP) browsers nginx
 	@export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')}"; \
-	$(PY) -m ruff check . && $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m ruff check . && GEMINI_OFFLINE_DEMO=1 $(PY) -m mypy && $(PY) -m pytest $(PYTEST_ARGS)
 
 ## deploy-test: only the deployment checks (tests/deploy): nginx from deploy/nginx.conf in
 ## front of two Daphne workers, and docker-compose.yml against the Compose Specification
@@ -48,6 +48,7 @@ bench: $(STAMP) nginx
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	GEMINI_OFFLINE_DEMO=1 DJANGO_SECRET_KEY=lint DJANGO_ALLOWED_HOSTS=localhost $(PY) -m mypy
 
 ## browsers: Debian's Chromium for the end-to-end tests (Playwright drives it)
 browsers:

@@ -42,7 +42,7 @@ class SyntheticModel:
         heard_messages = [content(inputTranscription={"text": piece}) for piece in pieces]
         early = 1 if state.behaviour.late_input_transcription else len(heard_messages)
         reply = f"I heard {heard:.1f} s of audio. {state.listener.summary()}"
-        turn = Turn(reply, "AUDIO", prelude=heard_messages[:early], late=heard_messages[early:])
+        turn = Turn(reply, "AUDIO", prelude=[*heard_messages[:early]], late=heard_messages[early:])
         state.speaker.queue.put(turn)
         state.host.notify()
 

@@ -248,7 +248,7 @@ class StandIn(Recorder):
 
     async def wait_for_tool_response(self, call_id: str, timeout: float = 5.0) -> dict[str, Any]:
         """The first function response to ``call_id``, on any connection, once it came."""
-        await self.wait_for(lambda: self.tool_responses(call_id), timeout)
+        await self.wait_for(lambda: bool(self.tool_responses(call_id)), timeout)
         return self.tool_responses(call_id)[0][1]
 
     def new_call_id(self) -> str:
