@@ -19,19 +19,21 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
-from google.genai import types
 
-from sessions_app import protocol, services
+from sessions_app import protocol, services, tools
 from sessions_app.events_log import log_event
 from sessions_app.live import events
+from sessions_app.live.aio import cancel_and_wait
 from sessions_app.live.client import (
     build_client,
     build_connect_config,
-    endpoint_from_settings,
-    resilience_from_settings,
+    endpoint_for,
+    resilience_for,
 )
+from sessions_app.live.config import LiveConfig
+from sessions_app.live.events import FunctionResult
 from sessions_app.live.models import ToolBehaviour, model_info
-from sessions_app.live.relay import LiveRelay, UpstreamUnavailable, cancel_and_wait
+from sessions_app.live.relay import LiveRelay, UpstreamUnavailable
 from sessions_app.model_errors import AT_SETUP, MID_SESSION, ModelFailure, model_failure
 from sessions_app.models import LiveSession, TranscriptEntry
 from sessions_app.outbound import (
@@ -46,7 +48,6 @@ from sessions_app.outbound import (
 from sessions_app.outbound import error as error_message
 from sessions_app.recorder import SessionRecorder
 from sessions_app.session.endings import INTERNAL_ERROR_MESSAGE, ending
-from sessions_app.tools import ToolRunner
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class Conversation:
         self.relay: LiveRelay | None = None
         self.model = model_info(session.model)
         self.text_mode = session.response_modality == LiveSession.Modality.TEXT
-        self.tools = ToolRunner(
+        self.tools = tools.ToolRunner(
             session_id=session.id,
             user_id=session.user_id,
             respond=self._tool_response,
@@ -162,6 +163,7 @@ class Conversation:
         opened; both are stored on the session row.
         """
         limits = session_limits_from_settings()
+        config = LiveConfig.from_settings()
         refuse = None
         if limits.max_per_worker and len(_live) >= limits.max_per_worker:
             refuse = services.SessionRefused(
@@ -170,7 +172,7 @@ class Conversation:
             )
         session = await database_sync_to_async(services.live_session_create)(
             user=user,
-            model=settings.GEMINI_MODEL,
+            model=config.model,
             modality=start.modality,
             voice=start.voice,
             user_agent=user_agent,
@@ -181,30 +183,28 @@ class Conversation:
         conversation = cls(session=session, browser=browser, limits=limits)
         _live.add(conversation)
         try:
-            await conversation._open(start)
+            await conversation._open(start, config)
         except BaseException:
             _live.discard(conversation)
             raise
         return conversation
 
-    async def _open(self, start: protocol.Start) -> None:
+    async def _open(self, start: protocol.Start, config: LiveConfig) -> None:
         """Connect upstream and start the watchdog; a failure ends the row (SessionFailed)."""
         await self.browser.send_text(
             encode(Status(state="connecting", session_id=str(self.session_id)))
         )
         try:
-            endpoint = await asyncio.to_thread(endpoint_from_settings)
+            endpoint = await asyncio.to_thread(endpoint_for, config)
             relay = LiveRelay(
                 client=build_client(endpoint),
                 model=self.model.id,
                 config=build_connect_config(
-                    voice=start.voice,
-                    model=self.model,
-                    media_resolution=settings.GEMINI_MEDIA_RESOLUTION,
+                    config, voice=start.voice, model=self.model, functions=tools.registry.specs()
                 ),
                 on_event=self.on_event,
-                connect_timeout=settings.GEMINI_CONNECT_TIMEOUT_S,
-                resilience=resilience_from_settings(),
+                connect_timeout=config.connect_timeout_s,
+                resilience=resilience_for(config),
                 history=self.recorder.recent_history,
                 tool_calls_block=not self.tools.non_blocking,
             )
@@ -423,7 +423,7 @@ class Conversation:
             )
         )
 
-    async def _tool_response(self, response: types.FunctionResponse) -> None:
+    async def _tool_response(self, response: FunctionResult) -> None:
         """Send a tool call's response upstream, through the relay's queue."""
         await self._relay().send_tool_response([response])
 

@@ -1,9 +1,10 @@
 """The functions the model may call during a live session, and how their calls are run.
 
-Every tool is registered here, in one place: an async handler plus its
-``types.FunctionDeclaration``, joined by the :func:`tool` decorator. The declarations go
-into the Live session's config (``build_connect_config``); a :class:`ToolRunner` per
-session runs the model's calls.
+Every tool is registered here, in one place: an async handler plus its declaration as
+data (a :class:`~sessions_app.live.config.FunctionSpec`: name, description, parameter
+schema), joined by the :func:`tool` decorator. The specs go into the Live session's
+config (``live.client.build_connect_config`` makes the SDK's declarations of them); a
+:class:`ToolRunner` per session runs the model's calls. Nothing here imports the SDK.
 
 A call's arguments are checked against its declaration before the handler runs (types,
 required and unknown fields, string lengths); a handler refuses anything else it cannot
@@ -30,31 +31,34 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
-from google.genai import types
 
 from sessions_app import outbound, services
 from sessions_app.events_log import log_event
-from sessions_app.live.events import FunctionCall
+from sessions_app.live.config import FunctionSpec
+from sessions_app.live.events import FunctionCall, FunctionResult
 from sessions_app.models import Note
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Handler = Callable[..., Awaitable[dict[str, Any]]]
-Respond = Callable[[types.FunctionResponse], Awaitable[None]]
+Respond = Callable[[FunctionResult], Awaitable[None]]
 Show = Callable[[str], Awaitable[None]]
 
 CLOSE_TIMEOUT_S = 5.0
 # C0 controls but tab, newline and carriage return; DEL; lone surrogates (not storable).
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-_JSON_TYPES: dict[types.Type, tuple[type, ...]] = {
-    types.Type.STRING: (str,),
-    types.Type.INTEGER: (int,),
-    types.Type.NUMBER: (int, float),
-    types.Type.BOOLEAN: (bool,),
-    types.Type.ARRAY: (list,),
-    types.Type.OBJECT: (dict,),
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "STRING": (str,),
+    "INTEGER": (int,),
+    "NUMBER": (int, float),
+    "BOOLEAN": (bool,),
+    "ARRAY": (list,),
+    "OBJECT": (dict,),
 }
+# What a model that runs calls without blocking does with a response (the Live API's
+# FunctionResponseScheduling): only keep it, speak about it when idle, or at once.
+SILENT, WHEN_IDLE, INTERRUPT = "SILENT", "WHEN_IDLE", "INTERRUPT"
 
 
 class ToolError(Exception):
@@ -88,14 +92,14 @@ class Tool:
     so), WHEN_IDLE or INTERRUPT make it speak about it.
     """
 
-    declaration: types.FunctionDeclaration
+    spec: FunctionSpec
     handler: Handler
-    scheduling: types.FunctionResponseScheduling = types.FunctionResponseScheduling.WHEN_IDLE
+    scheduling: str = WHEN_IDLE
 
     @property
     def name(self) -> str:
         """The function's name, as the model calls it."""
-        return self.declaration.name or ""
+        return self.spec.name
 
 
 class ToolRegistry:
@@ -104,20 +108,17 @@ class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
 
-    def register(
-        self,
-        declaration: types.FunctionDeclaration,
-        handler: Handler,
-        scheduling: types.FunctionResponseScheduling = types.FunctionResponseScheduling.WHEN_IDLE,
-    ) -> Tool:
-        """Offer ``handler`` to the model as ``declaration`` describes it."""
-        if not declaration.name:
+    def register(self, spec: FunctionSpec, handler: Handler, scheduling: str = WHEN_IDLE) -> Tool:
+        """Offer ``handler`` to the model as ``spec`` describes it."""
+        if not spec.name:
             raise ValueError("A tool's declaration needs a name.")
-        if declaration.name in self._tools:
-            raise ValueError(f"A tool named {declaration.name!r} is already registered.")
+        if spec.name in self._tools:
+            raise ValueError(f"A tool named {spec.name!r} is already registered.")
         if not inspect.iscoroutinefunction(handler):
-            raise TypeError(f"The handler of {declaration.name!r} must be an async function.")
-        registered = self._tools[declaration.name] = Tool(declaration, handler, scheduling)
+            raise TypeError(f"The handler of {spec.name!r} must be an async function.")
+        if scheduling not in (SILENT, WHEN_IDLE, INTERRUPT):
+            raise ValueError(f"Unknown scheduling {scheduling!r}.")
+        registered = self._tools[spec.name] = Tool(spec, handler, scheduling)
         return registered
 
     def unregister(self, name: str) -> None:
@@ -128,9 +129,9 @@ class ToolRegistry:
         """The tool called ``name``, if there is one."""
         return self._tools.get(name)
 
-    def declarations(self) -> list[types.FunctionDeclaration]:
+    def specs(self) -> list[FunctionSpec]:
         """Every tool's declaration, for the session config."""
-        return [item.declaration for item in self._tools.values()]
+        return [item.spec for item in self._tools.values()]
 
     async def call(self, ctx: ToolContext, name: str, args: dict[str, Any]) -> dict[str, Any]:
         """Run one call and return its function response; errors become ``{"error": ...}``."""
@@ -138,7 +139,7 @@ class ToolRegistry:
         if found is None:
             return {"error": f"Unknown function {name!r}."}
         try:
-            check_args(found.declaration, args)
+            check_args(found.spec, args)
             result = await found.handler(ctx, **args)
         except ToolError as exc:
             return {"error": str(exc)}
@@ -152,46 +153,50 @@ registry = ToolRegistry()
 
 def tool(
     *,
-    declaration: types.FunctionDeclaration,
-    scheduling: types.FunctionResponseScheduling = types.FunctionResponseScheduling.WHEN_IDLE,
+    name: str,
+    description: str,
+    parameters: dict[str, Any],
+    scheduling: str = WHEN_IDLE,
     into: ToolRegistry | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Register the decorated async handler as the tool ``declaration`` describes."""
+    """Register the decorated async handler as the function these arguments describe."""
 
     def decorate(handler: Handler) -> Handler:
-        (into or registry).register(declaration, handler, scheduling)
+        spec = FunctionSpec(name=name, description=description, parameters=parameters)
+        (into or registry).register(spec, handler, scheduling)
         return handler
 
     return decorate
 
 
-def check_args(declaration: types.FunctionDeclaration, args: Any) -> None:
-    """Check ``args`` against the declaration's parameters; ToolError says what is wrong."""
+def check_args(spec: FunctionSpec, args: Any) -> None:
+    """Check ``args`` against the declared parameters; ToolError says what is wrong."""
     if not isinstance(args, dict):
         raise ToolError("The arguments must be an object.")
-    schema = declaration.parameters
-    properties = (schema.properties or {}) if schema is not None else {}
+    properties: dict[str, Any] = dict(spec.parameters.get("properties") or {})
     unknown = sorted(set(args) - set(properties))
     if unknown:
         raise ToolError(f"Unknown argument(s): {', '.join(unknown)}.")
-    missing = [name for name in (schema.required or []) if name not in args] if schema else []
+    missing = [name for name in spec.parameters.get("required") or [] if name not in args]
     if missing:
         raise ToolError(f"Missing argument(s): {', '.join(missing)}.")
     for name, value in args.items():
         _check_value(name, properties[name], value)
 
 
-def _check_value(name: str, schema: types.Schema, value: Any) -> None:
+def _check_value(name: str, schema: dict[str, Any], value: Any) -> None:
     """Check one argument's type and, for a string, its length."""
-    if schema.type is not None and (expected := _JSON_TYPES.get(schema.type)) is not None:
+    kind = str(schema.get("type") or "").upper()
+    if (expected := _JSON_TYPES.get(kind)) is not None:
         wrong_bool = isinstance(value, bool) and bool not in expected
         if wrong_bool or not isinstance(value, expected):
-            raise ToolError(f"Argument {name!r} must be of type {schema.type.value.lower()}.")
+            raise ToolError(f"Argument {name!r} must be of type {kind.lower()}.")
     if isinstance(value, str):
-        if schema.min_length is not None and len(value) < schema.min_length:
-            raise ToolError(f"Argument {name!r} must have at least {schema.min_length} characters.")
-        if schema.max_length is not None and len(value) > schema.max_length:
-            raise ToolError(f"Argument {name!r} must have at most {schema.max_length} characters.")
+        shortest, longest = schema.get("min_length"), schema.get("max_length")
+        if shortest is not None and len(value) < shortest:
+            raise ToolError(f"Argument {name!r} must have at least {shortest} characters.")
+        if longest is not None and len(value) > longest:
+            raise ToolError(f"Argument {name!r} must have at most {longest} characters.")
 
 
 class ToolRunner:
@@ -278,10 +283,11 @@ class ToolRunner:
                 result = {"error": "The tool failed unexpectedly."}
             if "error" in result:
                 outcome = "error"
-            response = types.FunctionResponse(id=call.id, name=call.name, response=result)
             found = self._tools.get(call.name)
-            if self.non_blocking and found is not None:
-                response.scheduling = found.scheduling
+            scheduling = found.scheduling if self.non_blocking and found is not None else None
+            response = FunctionResult(
+                id=call.id, name=call.name, response=result, scheduling=scheduling
+            )
             try:
                 await self._respond(response)
             except Exception:
@@ -326,34 +332,32 @@ NOTE_BODY_MAX = 10_000
 
 
 @tool(
-    # The note shows in the notes panel: the model need not interrupt itself to say so.
-    scheduling=types.FunctionResponseScheduling.SILENT,
-    declaration=types.FunctionDeclaration(
-        name="save_note",
-        description=(
-            "Save a note for the user, for example a summary, a to-do or something the user"
-            " asked you to remember. It appears in the user's notes panel and stays with"
-            " the session."
-        ),
-        parameters=types.Schema(
-            type=types.Type.OBJECT,
-            properties={
-                "title": types.Schema(
-                    type=types.Type.STRING,
-                    description="A short title, one line.",
-                    min_length=1,
-                    max_length=NOTE_TITLE_MAX,
-                ),
-                "body": types.Schema(
-                    type=types.Type.STRING,
-                    description="The note itself.",
-                    min_length=1,
-                    max_length=NOTE_BODY_MAX,
-                ),
-            },
-            required=["title", "body"],
-        ),
+    name="save_note",
+    description=(
+        "Save a note for the user, for example a summary, a to-do or something the user"
+        " asked you to remember. It appears in the user's notes panel and stays with"
+        " the session."
     ),
+    parameters={
+        "type": "OBJECT",
+        "properties": {
+            "title": {
+                "type": "STRING",
+                "description": "A short title, one line.",
+                "min_length": 1,
+                "max_length": NOTE_TITLE_MAX,
+            },
+            "body": {
+                "type": "STRING",
+                "description": "The note itself.",
+                "min_length": 1,
+                "max_length": NOTE_BODY_MAX,
+            },
+        },
+        "required": ["title", "body"],
+    },
+    # The note shows in the notes panel: the model need not interrupt itself to say so.
+    scheduling=SILENT,
 )
 async def save_note(ctx: ToolContext, *, title: str, body: str) -> dict[str, Any]:
     """Store a note for the session and show it in the browser."""

@@ -1,7 +1,7 @@
-"""Settings -> a google-genai client and the Live session configuration.
+"""A LiveConfig -> a google-genai client and the Live session configuration.
 
 The browser chooses only the reply mode and the voice (from an allow-list); the model,
-system instruction and everything else come from server settings.
+system instruction and everything else come from server settings (live.config).
 
 Every Live model answers in audio only (asking for TEXT closes the setup with 1007), so
 both modes request AUDIO with output transcription; in text mode the relay shows the
@@ -11,17 +11,16 @@ transcription and drops the audio. What else the setup says depends on the model
 
 import functools
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from google import genai
 from google.genai import types
 
+from sessions_app.live.config import FunctionSpec, LiveConfig
 from sessions_app.live.models import ModelInfo, ToolBehaviour
 from sessions_app.live.relay import Resilience
-from sessions_app.tools import ToolRegistry
-from sessions_app.tools import registry as default_tools
 
 
 @dataclass(frozen=True)
@@ -33,16 +32,18 @@ class Endpoint:
     base_url: str | None = None
     ca_bundle: str | None = None
     offline_demo: bool = False
+    ws_compression: bool = False
 
 
-def endpoint_from_settings() -> Endpoint:
+def endpoint_for(config: LiveConfig) -> Endpoint:
     """The configured endpoint; without an API key, the built-in offline stand-in."""
-    if settings.GEMINI_API_KEY:
+    if config.api_key:
         return Endpoint(
-            api_key=settings.GEMINI_API_KEY,
-            api_version=settings.GEMINI_API_VERSION,
-            base_url=settings.GEMINI_API_BASE_URL or None,
-            ca_bundle=settings.GEMINI_CA_BUNDLE or None,
+            api_key=config.api_key,
+            api_version=config.api_version,
+            base_url=config.base_url,
+            ca_bundle=config.ca_bundle,
+            ws_compression=config.ws_compression,
         )
     try:
         from sessions_app.live.offline import offline_standin
@@ -54,10 +55,11 @@ def endpoint_from_settings() -> Endpoint:
     standin = offline_standin()
     return Endpoint(
         api_key="offline-demo",
-        api_version=settings.GEMINI_API_VERSION,
+        api_version=config.api_version,
         base_url=standin.base_url,
         ca_bundle=str(standin.ca_path),
         offline_demo=True,
+        ws_compression=config.ws_compression,
     )
 
 
@@ -72,7 +74,7 @@ def build_client(endpoint: Endpoint) -> genai.Client:
     # Passed on to websockets' connect() for the Live connection: deflating base64 media
     # costs more CPU than the bytes it saves are worth (GEMINI_WS_COMPRESSION).
     client_args: dict[str, object] = {}
-    if not settings.GEMINI_WS_COMPRESSION:
+    if not endpoint.ws_compression:
         client_args["compression"] = None
     if endpoint.ca_bundle:
         try:
@@ -93,17 +95,17 @@ TURN_COVERAGE = types.TurnCoverage.TURN_INCLUDES_AUDIO_ACTIVITY_AND_ALL_VIDEO
 
 
 def build_connect_config(
+    config: LiveConfig,
     *,
     voice: str,
     model: ModelInfo,
-    media_resolution: str = "MEDIUM",
-    tools: ToolRegistry | None = None,
+    functions: Sequence[FunctionSpec] = (),
 ) -> types.LiveConnectConfig:
-    """The LiveConnectConfig for one session; ``tools`` (default: every registered tool)."""
-    config = types.LiveConnectConfig(
+    """The LiveConnectConfig for one session, offering ``functions`` to the model."""
+    connect = types.LiveConnectConfig(
         response_modalities=[types.Modality.AUDIO],
         system_instruction=types.Content(
-            role="system", parts=[types.Part(text=settings.GEMINI_SYSTEM_INSTRUCTION)]
+            role="system", parts=[types.Part(text=config.system_instruction)]
         ),
         input_audio_transcription=types.AudioTranscriptionConfig(),
         output_audio_transcription=types.AudioTranscriptionConfig(),
@@ -115,29 +117,38 @@ def build_connect_config(
         realtime_input_config=types.RealtimeInputConfig(turn_coverage=TURN_COVERAGE),
         session_resumption=types.SessionResumptionConfig(),
     )
-    declarations = (tools or default_tools).declarations()
-    if model.tool_behaviour is ToolBehaviour.NON_BLOCKING:
-        declarations = [
-            item.model_copy(update={"behavior": types.Behavior.NON_BLOCKING})
-            for item in declarations
-        ]
+    behaviour = (
+        types.Behavior.NON_BLOCKING if model.tool_behaviour is ToolBehaviour.NON_BLOCKING else None
+    )
+    declarations = [function_declaration(spec, behaviour) for spec in functions]
     if declarations:
-        config.tools = [types.Tool(function_declarations=declarations)]
+        connect.tools = [types.Tool(function_declarations=declarations)]
     if model.media_resolution:
-        config.media_resolution = types.MediaResolution(f"MEDIA_RESOLUTION_{media_resolution}")
-    if settings.GEMINI_CONTEXT_COMPRESSION:
-        config.context_window_compression = types.ContextWindowCompressionConfig(
-            trigger_tokens=settings.GEMINI_COMPRESSION_TRIGGER_TOKENS,
-            sliding_window=types.SlidingWindow(
-                target_tokens=settings.GEMINI_COMPRESSION_TARGET_TOKENS
-            ),
+        connect.media_resolution = types.MediaResolution(
+            f"MEDIA_RESOLUTION_{config.media_resolution}"
         )
-    return config
+    if config.context_compression:
+        connect.context_window_compression = types.ContextWindowCompressionConfig(
+            trigger_tokens=config.compression_trigger_tokens,
+            sliding_window=types.SlidingWindow(target_tokens=config.compression_target_tokens),
+        )
+    return connect
 
 
-def resilience_from_settings() -> Resilience:
-    """How relays resume, from settings."""
+def function_declaration(
+    spec: FunctionSpec, behaviour: types.Behavior | None = None
+) -> types.FunctionDeclaration:
+    """The SDK's declaration of one function; ``behaviour`` None leaves the model's default."""
+    return types.FunctionDeclaration(
+        name=spec.name,
+        description=spec.description,
+        parameters=types.Schema.model_validate(dict(spec.parameters)),
+        behavior=behaviour,
+    )
+
+
+def resilience_for(config: LiveConfig) -> Resilience:
+    """How relays resume."""
     return Resilience(
-        reconnect_delays=tuple(settings.GEMINI_RECONNECT_DELAYS_S),
-        switch_margin_s=settings.GEMINI_SWITCH_MARGIN_S,
+        reconnect_delays=config.reconnect_delays_s, switch_margin_s=config.switch_margin_s
     )

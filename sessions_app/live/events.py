@@ -94,6 +94,20 @@ class FunctionCall:
 
 
 @dataclass(frozen=True)
+class FunctionResult:
+    """The answer to one FunctionCall, for ``LiveRelay.send_tool_response``.
+
+    ``scheduling`` (SILENT, WHEN_IDLE, INTERRUPT) tells a model that runs calls without
+    blocking what to do with it; None for the others.
+    """
+
+    id: str
+    name: str
+    response: dict[str, Any]
+    scheduling: str | None = None
+
+
+@dataclass(frozen=True)
 class ToolCall:
     """The model calls one or more functions and waits for their responses."""
 

@@ -39,8 +39,10 @@ from google import genai
 from google.genai import errors, types
 from websockets.exceptions import ConnectionClosed
 
+from sessions_app.live.aio import cancel_and_wait, first_of
 from sessions_app.live.events import (
     AudioOut,
+    FunctionResult,
     GoAway,
     Interrupted,
     LiveEvent,
@@ -96,7 +98,7 @@ class _Outbound:
     """One input waiting to be sent upstream: realtime input, or a tool response.
 
     ``kind`` is ``audio``, ``video``, ``text`` or ``tool_response`` (``payload`` then
-    holds the ``types.FunctionResponse`` list).
+    holds the ``FunctionResult`` list).
     """
 
     kind: str
@@ -147,7 +149,9 @@ class _Link:
         elif item.kind == "audio_end":
             await self.session.send_realtime_input(audio_stream_end=True)
         elif item.kind == "tool_response":
-            await self.session.send_tool_response(function_responses=item.payload)
+            await self.session.send_tool_response(
+                function_responses=[_function_response(result) for result in item.payload]
+            )
         elif item.kind == "audio":
             await self.session.send_realtime_input(
                 audio=types.Blob(data=item.payload, mime_type=item.mime_type)
@@ -227,7 +231,7 @@ class LiveRelay:
         """Queue ``audio_stream_end``: the microphone stopped, so the service flushes its audio."""
         await self._outbound.put(_Outbound("audio_end", None))
 
-    async def send_tool_response(self, responses: Sequence[types.FunctionResponse]) -> None:
+    async def send_tool_response(self, responses: Sequence[FunctionResult]) -> None:
         """Queue function responses to the model's tool calls.
 
         They wait through a connection switch like browser input and are sent once, on
@@ -387,7 +391,7 @@ class LiveRelay:
         if old.in_turn and wait > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
-                    await _first(old.idle.wait(), old.gone.wait())
+                    await first_of(old.idle.wait(), old.gone.wait())
         await self._hold_sends()
         handle = self.resumption_handle
         try:
@@ -502,7 +506,7 @@ class LiveRelay:
         if not old.muted:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._resilience.retire_timeout_s):
-                    await _first(old.idle.wait(), old.gone.wait())
+                    await first_of(old.idle.wait(), old.gone.wait())
         await old.close()
         self._old_links.discard(old)
 
@@ -572,31 +576,18 @@ class LiveRelay:
                 return
 
 
-async def _first(*awaitables: Awaitable[Any]) -> None:
-    """Wait until the first of ``awaitables`` is done and cancel the rest."""
-    tasks = [asyncio.ensure_future(item) for item in awaitables]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
 def _seconds(time_left: str | None) -> float:
     """A protobuf Duration such as ``"4.5s"`` in seconds."""
     match = _DURATION.match(time_left or "")
     return float(match.group(1)) if match else DEFAULT_TIME_LEFT_S
 
 
-async def cancel_and_wait(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` and wait for it; a cancellation of the caller still propagates."""
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
+def _function_response(result: FunctionResult) -> types.FunctionResponse:
+    """The SDK's form of one function's answer."""
+    response = types.FunctionResponse(id=result.id, name=result.name, response=result.response)
+    if result.scheduling is not None:
+        response.scheduling = types.FunctionResponseScheduling(result.scheduling)
+    return response
 
 
 def _close_of(exc: BaseException) -> tuple[int | None, str]:

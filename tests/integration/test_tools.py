@@ -16,6 +16,7 @@ from google.genai import types
 from sessions_app import tools
 from sessions_app.conversation import live_conversations
 from sessions_app.live import events
+from sessions_app.live.config import FunctionSpec
 from sessions_app.models import Note
 from standin import StandIn
 from tests.conftest import Browser
@@ -90,21 +91,21 @@ async def slow_store(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Gate]:
 async def slow_tool() -> AsyncIterator[Gate]:
     """A registered tool ``slow_lookup(query)`` that answers once the gate opens."""
     gate = Gate()
-    declaration = types.FunctionDeclaration(
+    spec = FunctionSpec(
         name="slow_lookup",
         description="A lookup that takes a while.",
-        parameters=types.Schema(
-            type=types.Type.OBJECT,
-            properties={"query": types.Schema(type=types.Type.STRING)},
-            required=["query"],
-        ),
+        parameters={
+            "type": "OBJECT",
+            "properties": {"query": {"type": "STRING"}},
+            "required": ["query"],
+        },
     )
 
     async def slow_lookup(ctx: tools.ToolContext, *, query: str) -> dict[str, Any]:
         await gate.wait()
         return {"result": query.upper()}
 
-    tools.registry.register(declaration, slow_lookup)
+    tools.registry.register(spec, slow_lookup)
     yield gate
     tools.registry.unregister("slow_lookup")
     gate.opened.set()
