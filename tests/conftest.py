@@ -1,9 +1,11 @@
 """Shared fixtures: users, a logged-in session cookie, the Gemini Live stand-in, a browser."""
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +13,9 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 
 from sessions_app.protocol import Kind
-from standin import Behaviour, StandIn
-from tests.leaks import SCANNER, TEST_API_KEY, ScanningHandler
+from standin import Behaviour, StandIn, ThreadedStandIn
+from tests.leaks import SCANNER, TEST_API_KEY, ScanningHandler, findings
+from tests.processes import DaphneWorker, worker_env
 
 CI = os.environ.get("CI") == "true"
 
@@ -52,6 +55,47 @@ def _scan_for_the_api_key() -> Iterator[None]:
     finally:
         Client.request, AsyncClient.request = original_sync, original_async  # type: ignore[method-assign]
         logging.getLogger().removeHandler(handler)
+
+
+def ran_the_whole_suite(session: pytest.Session, exitstatus: int) -> bool:
+    """Whether every test of the suite was collected and run to the end: no paths below
+    tests/, no -k, -m, --deselect, --lf or --collect-only, not stopped by -x, --maxfail or
+    Ctrl-C."""
+    config = session.config
+    tests_dir = Path(__file__).resolve().parent
+    invoked_in = config.invocation_params.dir
+    paths = {(invoked_in / str(arg).split("::", 1)[0]).resolve() for arg in config.args}
+    filtered = any(
+        config.getoption(name, default=None)
+        for name in ("keyword", "markexpr", "deselect", "lf", "collectonly", "setuponly")
+    )
+    stopped = bool(session.shouldstop or session.shouldfail)
+    return (
+        paths <= {tests_dir, tests_dir.parent}
+        and all("::" not in str(arg) for arg in config.args)
+        and not filtered
+        and not stopped
+        and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if the API key appeared in anything it scanned (see tests/leaks.py).
+
+    After a run of the whole suite, also if a channel was scanned too little to prove it;
+    after part of the suite, only a leak fails it.
+    """
+    problems = findings(SCANNER, full_run=ran_the_whole_suite(session, exitstatus))
+    if not problems:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write("\n")
+        reporter.write_sep("=", "API key leak check failed", red=True)
+        for problem in problems:
+            reporter.write_line(problem)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -126,6 +170,50 @@ async def standin(settings: Any, standin_tls_dir: str) -> AsyncIterator[StandIn]
         settings.GEMINI_CA_BUNDLE = str(server.ca_path)
         settings.GEMINI_RECONNECT_DELAYS_S = [0.05, 0.1, 0.2]
         yield server
+
+
+@pytest.fixture
+def upstream(standin_tls_dir: str) -> Iterator[ThreadedStandIn]:
+    """A Gemini Live stand-in in a thread, for worker processes to connect to."""
+    with ThreadedStandIn(behaviour=Behaviour(), tls_dir=standin_tls_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis the workers share."""
+    url = os.environ.get("REDIS_URL", "")
+    require(bool(url), "REDIS_URL is not set")
+    return url
+
+
+def upstream_worker_env(upstream: ThreadedStandIn, **overrides: str) -> dict[str, str]:
+    """A production-like worker's environment (no debug), with the stand-in as upstream."""
+    return worker_env(
+        None,
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        GEMINI_API_KEY=TEST_API_KEY,
+        GEMINI_API_BASE_URL=upstream.base_url,
+        GEMINI_CA_BUNDLE=str(upstream.ca_path),
+        **overrides,
+    )
+
+
+@contextlib.contextmanager
+def running_workers(
+    env: dict[str, str], log_dir: Path, *names: str
+) -> Iterator[list[DaphneWorker]]:
+    """Daphne worker processes called ``names``, stopped after; their logs shown on failure."""
+    started: list[DaphneWorker] = []
+    try:
+        for name in names:
+            started.append(DaphneWorker(name, env, log_dir / f"daphne-{name}.log").start())
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+            print(f"--- worker {worker.name} log ---\n{worker.log()}")  # noqa: T201 - shown on failure
 
 
 class Browser:

@@ -2,8 +2,9 @@
 
 Every HTTP response of Django's test clients, every WebSocket message the test browsers
 receive, every log record of the test process and the logs of every server process the
-suite starts are scanned. The last test of the run asserts that the key never appeared
-and that the scan really covered the run.
+suite starts are scanned. When the run finishes, tests/conftest.py's
+``pytest_sessionfinish`` fails it if the key appeared anywhere, and, after a run of the
+whole suite, if the scan did not really cover the run (``FULL_RUN_MINIMUM``).
 """
 
 import logging
@@ -47,3 +48,25 @@ class ScanningHandler(logging.Handler):
 
 
 SCANNER = LeakScanner(TEST_API_KEY)
+
+
+# What a run of the whole suite scans at the least, by channel: fewer means the scan
+# stopped seeing part of the run, and a clean result would prove nothing.
+FULL_RUN_MINIMUM = {"http": 20, "ws": 100, "log": 100, "server-log": 2}
+
+
+def findings(scanner: LeakScanner, *, full_run: bool) -> list[str]:
+    """What is wrong with a run: each place the secret was found and, after a run of the
+    whole suite, each channel scanned less than ``FULL_RUN_MINIMUM`` says."""
+    problems = [
+        f"the API key appeared in {channel}: {context.replace(scanner.secret, '<API key>')!r}"
+        for channel, context in scanner.leaks
+    ]
+    if full_run:
+        problems += [
+            f"only {scanner.checked[channel]} {channel} texts were scanned; "
+            f"a run of the whole suite scans at least {minimum}"
+            for channel, minimum in FULL_RUN_MINIMUM.items()
+            if scanner.checked[channel] < minimum
+        ]
+    return problems

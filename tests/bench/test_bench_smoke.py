@@ -2,20 +2,63 @@
 
 Real processes as in `make bench`: the stand-in in its own process, the bare relay, and
 the product in a Daphne worker (on the machine's PostgreSQL when it answers). It asserts
-what the run delivered (every payload, both ways, none lost), never how fast.
+what the run delivered, as the receiving ends counted it: every payload the generator
+sent reached the stand-in, every chunk of speech the stand-in sent reached a session's
+receiver; never how fast.
 """
 
 import asyncio
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench import report
+from bench import loadgen, report, run
 from bench.run import run_all
+from bench.standin_proc import Report
+
+
+class Recorded:
+    """Each level's result with what the receiving ends counted: the stand-in's report of
+    the arrivals, and the simulated users (whose receivers count the model's speech)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.levels: list[tuple[run.LevelResult, Report, list[loadgen.SimUser]]] = []
+        self._users: list[loadgen.SimUser] = []
+        original_user, original_level = loadgen.SimUser, run.run_level
+        recorded = self
+
+        class RecordedUser(original_user):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                recorded._users.append(self)
+
+        async def recording_level(target: Any, standin: Any, *args: Any, **kwargs: Any) -> Any:
+            self._users = []
+            result = await original_level(target, standin, *args, **kwargs)
+            # The arrivals stay in the stand-in until the next level resets them.
+            arrivals = await asyncio.to_thread(standin.report)
+            self.levels.append((result, arrivals, self._users))
+            return result
+
+        monkeypatch.setattr(loadgen, "SimUser", RecordedUser)
+        monkeypatch.setattr(run, "run_level", recording_level)
+
+
+def arrived(report_: Report) -> dict[tuple[int, str], set[int]]:
+    """The sequence numbers that reached the stand-in, by (session tag, kind)."""
+    seqs: dict[tuple[int, str], set[int]] = defaultdict(set)
+    for kind, tag, seq, _latency, _conn, _at in report_.arrivals:
+        seqs[(tag, kind)].add(seq)
+    return seqs
 
 
 @pytest.mark.timeout(300)
-def test_two_sessions_for_five_seconds_lose_nothing(tmp_path: Path) -> None:
+def test_two_sessions_for_five_seconds_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = Recorded(monkeypatch)
     data = asyncio.run(
         run_all(
             configs=["direct", "bare", "site"], levels=[2], seconds=5.0,
@@ -28,17 +71,50 @@ def test_two_sessions_for_five_seconds_lose_nothing(tmp_path: Path) -> None:
     for name, result in by_config.items():
         assert result["errors"] == [], name
         assert result["opened"] == 2, name
-        # 50 chunks of audio and about 5 frames a session, plus typed texts.
-        assert result["up_sent"] >= 2 * (50 + 4), name
-        assert result["down_sent"] > 0, name
         assert (result["up_lost"], result["down_lost"]) == (0, 0), name
         assert result["up_ms"]["p50"] is not None, name
         assert result["down_ms"]["p50"] is not None, name
+
+    # What the receiving ends counted, level by level.
+    assert sorted(level.config for level, _, _ in recorded.levels) == sorted(by_config)
+    for level, standin_report, users in recorded.levels:
+        name = level.config
+        seqs = arrived(standin_report)
+        assert sorted(user.tag for user in users) == [1, 2], name
+        assert {tag for tag, _ in seqs} == {1, 2}, name
+        for user in users:
+            # Upstream: every audio chunk of the run (100 ms each, in real time) and a
+            # frame about every second reached the stand-in, each of them once or more;
+            # nothing arrived that was not sent.
+            chunks = round(level.seconds / loadgen.CHUNK_S)
+            assert seqs[(user.tag, "audio")] == set(range(chunks)), name
+            frames = seqs[(user.tag, "frame")]
+            assert len(frames) >= level.seconds - 1, name
+            for kind, count in user.result.sent.items():
+                assert seqs[(user.tag, kind)] == set(range(count)), (name, kind)
+            # Downstream: the session's receiver counted the model's speech arriving.
+            assert user.result.down_received > 0, name
+            assert user.result.ended, name
+        # Every stamped chunk of speech the stand-in sent was counted by a receiver.
+        assert standin_report.sent_down > 0, name
+        assert sum(user.result.down_received for user in users) == standin_report.sent_down
+        if name == "site-goaway":
+            # The hand-over happened: each session's input reached a second connection.
+            assert len(standin_report.go_aways) >= 2, name
+            first_conn: dict[int, int] = {}
+            for _kind, tag, _seq, _latency, conn, _at in sorted(
+                standin_report.arrivals, key=lambda a: a[5]
+            ):
+                first_conn.setdefault(tag, conn)
+            for tag, conn in first_conn.items():
+                assert any(
+                    t == tag and c != conn for _k, t, _s, _l, c, _a in standin_report.arrivals
+                ), tag
+
     site = by_config["site"]
     assert site["worker_cpu_pct"] is not None
     assert site["worker_peak_rss_mb"] > 0
     assert site["wire_binary_per_min"] < site["wire_base64_per_min"]
-    # The hand-over happened: each session's input reached a second connection.
     assert by_config["site-goaway"]["switch_ms"]["p50"] is not None
 
     out = tmp_path / "docs" / "benchmarks.md"

@@ -2,7 +2,6 @@
 real Redis and the test database (PostgreSQL, as in production), and nginx with
 deploy/nginx.conf in front of them."""
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from standin import Behaviour, ThreadedStandIn
+from standin import ThreadedStandIn
 from tests.conftest import TEST_API_KEY, require
 from tests.deploy.stack import NGINX, Nginx, venv_path
 from tests.processes import ROOT, DaphneWorker, worker_env
@@ -62,21 +61,6 @@ def nginx_binary() -> Path:
     """Debian's nginx (deploy/ensure-nginx.sh installs it for `make test`)."""
     require(NGINX.exists(), f"{NGINX} is missing (make nginx, or apt-get install nginx-light)")
     return NGINX
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The real Redis the workers share."""
-    url = os.environ.get("REDIS_URL", "")
-    require(bool(url), "REDIS_URL is not set")
-    return url
-
-
-@pytest.fixture
-def upstream(standin_tls_dir: str) -> Iterator[ThreadedStandIn]:
-    """The Gemini Live stand-in every worker connects to."""
-    with ThreadedStandIn(behaviour=Behaviour(), tls_dir=standin_tls_dir) as server:
-        yield server
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ TLS, deploy/nginx-tls.conf (what docker-compose.tls.yml adds) is copied the same
 a certificate for 127.0.0.1 made by trustme.
 """
 
-import asyncio
 import importlib
-import json
 import os
 import re
 import signal
@@ -27,10 +25,10 @@ from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.clients import NoRedirect, expect
 from tests.conftest import require
 from tests.leaks import SCANNER
 from tests.processes import ROOT, DaphneWorker, free_port, wait_for_http
@@ -344,14 +342,6 @@ class Response:
         return self.body.decode()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Return redirects instead of following them (the client keeps cookies by hand)."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        """Never follow."""
-        return None
-
-
 @dataclass
 class WebClient:
     """A browser's HTTP side: a cookie jar for one site, CSRF-protected form posts."""
@@ -380,7 +370,7 @@ class WebClient:
             headers.update({"Origin": self.base_url, "Referer": url})
         request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - local
         opener = urllib.request.build_opener(
-            _NoRedirect, urllib.request.HTTPSHandler(context=self.ssl_context)
+            NoRedirect, urllib.request.HTTPSHandler(context=self.ssl_context)
         )
         try:
             with opener.open(request, timeout=15) as raw:
@@ -436,31 +426,6 @@ async def open_share_socket(
     hello = await expect(ws, "hello")
     assert hello["voices"]
     return ws
-
-
-async def expect(ws: ClientConnection, type_: str, timeout: float = 10.0, **fields: Any) -> dict:
-    """Read JSON messages (skipping audio) until one of ``type_`` with ``fields`` arrives."""
-    async with asyncio.timeout(timeout):
-        while True:
-            raw = await ws.recv()
-            SCANNER.scan("ws", raw)
-            if isinstance(raw, bytes):
-                continue
-            message = json.loads(raw)
-            if message["type"] == type_ and all(message.get(k) == v for k, v in fields.items()):
-                return dict(message)
-
-
-async def start_live(ws: ClientConnection) -> str:
-    """Start a spoken-reply session; its id."""
-    await ws.send(json.dumps({"type": "start", "mode": "audio"}))
-    return str((await expect(ws, "status", state="live"))["session_id"])
-
-
-async def say(ws: ClientConnection, text: str) -> None:
-    """Send a typed message and wait for the model's whole reply."""
-    await ws.send(json.dumps({"type": "text", "text": text}))
-    await expect(ws, "turn_complete")
 
 
 def ws_connects(worker: DaphneWorker) -> int:

@@ -21,38 +21,24 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils.html import escape
 
-from sessions_app.models import LiveSession, TranscriptEntry
+from tests.clients import expect, say, start_live
 from tests.deploy.stack import (
     SITE_CONF,
     Nginx,
     WebClient,
-    expect,
     holder_of_new_socket,
     open_share_socket,
-    say,
-    start_live,
     venv_path,
     ws_connects,
 )
 from tests.processes import ROOT, DaphneWorker, free_port
+from tests.records import stored_unnumbered
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHANGELIST = "/admin/sessions_app/livesession/"
 ALICE = ("alice", "alice-pass-123")  # tests/conftest.py's user fixture
 ADMIN = ("admin", "password")  # pytest-django's admin_user fixture
-
-
-@database_sync_to_async
-def stored(session_id: str) -> tuple[LiveSession, list[tuple[str, str, str]]]:
-    """The session row and its lines as (role, source, text)."""
-    session = LiveSession.objects.get(pk=session_id)
-    lines = list(
-        TranscriptEntry.objects.filter(session=session)
-        .order_by("sequence")
-        .values_list("role", "source", "text")
-    )
-    return session, lines
 
 
 def address(worker: DaphneWorker) -> str:
@@ -118,7 +104,7 @@ async def test_a_browser_session_through_nginx(
     ended = await expect(ws, "status", state="ended")
     assert ended["reason"] == "client_stop"
     await ws.close()
-    session, lines = await stored(session_id)
+    session, lines = await stored_unnumbered(session_id)
     assert (session.status, session.end_reason) == ("ended", "client_stop")
     assert lines[0] == ("user", "typed", "hello through nginx")
     assert lines[1][:2] == ("model", "speech")
@@ -170,7 +156,7 @@ async def test_the_admin_action_through_nginx_ends_a_session_held_by_the_other_w
         assert ended["reason"] == "admin_ended"
         assert ended["message"] == "An administrator ended this session."
         await ws.close()
-        session, lines = await stored(session_id)
+        session, lines = await stored_unnumbered(session_id)
         assert (session.status, session.end_reason) == ("ended", "admin_ended")
         assert lines[0] == ("user", "typed", f"round {attempt}")
         rounds.append((address(holder), served_by))
@@ -199,7 +185,7 @@ async def test_stopping_one_worker_keeps_the_site_up_and_stores_its_session(
     # SIGTERM, as `docker compose stop web1` sends it: the live session is ended and stored.
     assert await asyncio.to_thread(holder.signal, signal.SIGTERM) == 0
     logged = len(nginx.access_lines())
-    session, lines = await stored(session_id)
+    session, lines = await stored_unnumbered(session_id)
     assert (session.status, session.end_reason) == ("ended", "server_shutdown")
     assert lines[0] == ("user", "typed", "before the restart")
     assert lines[1][:2] == ("model", "speech")
@@ -218,7 +204,7 @@ async def test_stopping_one_worker_keeps_the_site_up_and_stores_its_session(
         await ws.send(json.dumps({"type": "stop"}))
         await expect(ws, "status", state="ended", reason="client_stop")
         await ws.close()
-        new_session, new_lines = await stored(new_id)
+        new_session, new_lines = await stored_unnumbered(new_id)
         assert new_session.end_reason == "client_stop"
         assert new_lines[0] == ("user", "typed", f"after the restart {attempt}")
     after_stop = nginx.access_lines()[logged:]
@@ -253,7 +239,7 @@ async def test_tls_in_nginx_as_docker_compose_tls_yml_sets_it_up(
     await ws.send(json.dumps({"type": "stop"}))
     await expect(ws, "status", state="ended", reason="client_stop")
     await ws.close()
-    session, lines = await stored(session_id)
+    session, lines = await stored_unnumbered(session_id)
     assert (session.status, session.end_reason) == ("ended", "client_stop")
     assert lines[0] == ("user", "typed", "hello over TLS")
 

@@ -16,7 +16,7 @@ sockets receive is scanned for the API key.
 import asyncio
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,14 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from PIL import Image
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
-from sessions_app.models import LiveSession, TranscriptEntry
 from sessions_app.protocol import Kind
-from standin import Behaviour, ThreadedStandIn
-from tests.conftest import TEST_API_KEY, login_cookie
+from standin import ThreadedStandIn
+from tests.clients import Socket
+from tests.conftest import login_cookie, running_workers, upstream_worker_env
 from tests.leaks import SCANNER
-from tests.processes import DaphneWorker, worker_env
+from tests.processes import DaphneWorker
+from tests.records import ended_session, stored_sessions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -286,80 +285,6 @@ CLOSE_CASES = [
 GOOD_TEXTS = [c.stored for c in LIVE if c.stored is not None]
 
 
-class Socket:
-    """A browser's share socket on the worker: reads JSON messages, skips model audio."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.messages: list[dict[str, Any]] = []
-
-    @classmethod
-    async def open(cls, worker: DaphneWorker, cookie: str) -> "Socket":
-        """Connect with the session cookie and the site's Origin; wait for hello."""
-        ws = await connect(
-            worker.ws_url,
-            origin=worker.url,  # type: ignore[arg-type]
-            additional_headers={"Cookie": cookie},
-            max_size=None,
-        )
-        socket = cls(ws)
-        hello = await socket.until(lambda m: m["type"] == "hello")
-        assert hello[-1]["max_message_bytes"] == MAX_MESSAGE_BYTES
-        return socket
-
-    async def send(self, payload: Payload, *, as_text: bool = False) -> None:
-        """Send one frame: text for str, binary for bytes (or text, raw, with ``as_text``)."""
-        await self.ws.send(payload, text=True if as_text else None)
-
-    async def until(
-        self, done: Callable[[dict[str, Any]], bool], timeout: float = 15.0
-    ) -> list[dict[str, Any]]:
-        """The JSON messages received up to and including the first one ``done`` accepts."""
-        seen: list[dict[str, Any]] = []
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await self.ws.recv()
-                SCANNER.scan("ws", raw)
-                if isinstance(raw, bytes):
-                    assert raw[:1] == bytes([Kind.AUDIO])
-                    continue
-                message = json.loads(raw)
-                self.messages.append(message)
-                seen.append(message)
-                if done(message):
-                    return seen
-
-    async def start(self) -> str:
-        """Start a live session; its id."""
-        await self.send(j(type="start", mode="audio", voice="Puck"))
-        seen = await self.until(lambda m: m["type"] == "status" and m["state"] == "live")
-        assert not [m for m in seen if m["type"] == "error"]
-        return str(seen[-1]["session_id"])
-
-    async def say(self, text: str) -> None:
-        """A typed text, echoed and answered in full, with no error on the way."""
-        await self.send(j(type="text", text=text))
-        seen = await self.until(lambda m: m["type"] == "turn_complete")
-        assert not [m for m in seen if m["type"] == "error"], seen
-        echoes = [m["text"] for m in seen if m["type"] == "transcript" and m.get("final")]
-        assert echoes == [text]
-
-    async def stop(self) -> None:
-        """Stop the live session; it ends as the user's stop."""
-        await self.send(j(type="stop"))
-        seen = await self.until(lambda m: m["type"] == "status" and m["state"] == "ended")
-        assert seen[-1]["reason"] == "client_stop"
-
-    async def close_code(self, timeout: float = 15.0) -> int | None:
-        """Read until the server closes the socket; the close code, as a browser sees it."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    SCANNER.scan("ws", await self.ws.recv())
-        except ConnectionClosed:
-            return self.ws.close_code  # 1006 when the TCP connection ended with no close frame
-
-
 async def run_case(socket: Socket, entry: Case, number: int) -> tuple[str, ...]:
     """Send one case, then a sentinel; the error codes that came back in between.
 
@@ -389,7 +314,7 @@ async def run_cases(socket: Socket, cases: list[Case], first: int) -> dict[str, 
     codes = {}
     for number, entry in enumerate(cases, start=first):
         codes[entry.name] = await run_case(socket, entry, number)
-        await asyncio.sleep(CASE_PACE_S)
+        await asyncio.sleep(CASE_PACE_S)  # pacing, not a wait: stays under the rate limits
     return codes
 
 
@@ -403,27 +328,8 @@ async def bystander_talks(
         text = f"bystander during the corpus, {len(said) + 1}"
         await socket.say(text)
         said.append(text)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # pacing, not a wait: a person types now and then
     return said
-
-
-@database_sync_to_async
-def stored_sessions(user: Any) -> list[tuple[LiveSession, list[tuple[str, str, str]]]]:
-    """The user's sessions, oldest first, each with its lines as (role, source, text)."""
-    result = []
-    for session in LiveSession.objects.filter(user=user).order_by("started_at"):
-        lines = TranscriptEntry.objects.filter(session=session).order_by("sequence")
-        result.append((session, list(lines.values_list("role", "source", "text"))))
-    return result
-
-
-async def ended(session_id: str, timeout: float = 10.0) -> LiveSession:
-    """The session once it is no longer active (a disconnect ends it in the background)."""
-    get = database_sync_to_async(LiveSession.objects.get)
-    async with asyncio.timeout(timeout):
-        while (session := await get(pk=session_id)).status == LiveSession.Status.ACTIVE:  # noqa: ASYNC110 - polling the DB
-            await asyncio.sleep(0.05)
-    return session
 
 
 def assert_turns(lines: list[tuple[str, str, str]], typed: list[str]) -> None:
@@ -438,21 +344,10 @@ def assert_turns(lines: list[tuple[str, str, str]], typed: list[str]) -> None:
 
 
 @pytest.fixture
-def upstream(standin_tls_dir: str) -> Iterator[ThreadedStandIn]:
-    """The Gemini Live stand-in the worker connects to."""
-    with ThreadedStandIn(behaviour=Behaviour(), tls_dir=standin_tls_dir) as server:
-        yield server
-
-
-@pytest.fixture
 def worker(upstream: ThreadedStandIn, tmp_path: Path) -> Iterator[DaphneWorker]:
     """One production-like Daphne worker, its rate limits out of the corpus's way."""
-    env = worker_env(
-        DJANGO_DEBUG="0",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        GEMINI_API_KEY=TEST_API_KEY,
-        GEMINI_API_BASE_URL=upstream.base_url,
-        GEMINI_CA_BUNDLE=str(upstream.ca_path),
+    env = upstream_worker_env(
+        upstream,
         SHARE_MAX_MESSAGE_BYTES=str(MAX_MESSAGE_BYTES),
         SHARE_MAX_TEXT_CHARS=str(MAX_TEXT_CHARS),
         SHARE_MAX_SESSIONS_PER_USER="2",
@@ -461,12 +356,8 @@ def worker(upstream: ThreadedStandIn, tmp_path: Path) -> Iterator[DaphneWorker]:
         SHARE_AUDIO_RATE_FACTOR="1000",
         SHARE_MAX_MALFORMED_PER_MIN="100000",
     )
-    process = DaphneWorker("corpus", env, tmp_path / "daphne-corpus.log")
-    try:
-        yield process.start()
-    finally:
-        process.stop()
-        print(f"--- worker log ---\n{process.log()}")  # noqa: T201 - shown on failure
+    with running_workers(env, tmp_path, "corpus") as [process]:
+        yield process
 
 
 def test_the_corpus_is_large_and_named_uniquely() -> None:
@@ -490,11 +381,11 @@ async def test_every_malformed_message_gets_its_code_and_nobody_else_notices(
     other_cookie = await database_sync_to_async(login_cookie)(other_user)
     scanned_before, leaks_before = SCANNER.checked["ws"], len(SCANNER.leaks)
 
-    bystander = await Socket.open(worker, other_cookie)
+    bystander = await Socket.open(worker, other_cookie, MAX_MESSAGE_BYTES)
     bystander_session = await bystander.start()
     await bystander.say("bystander before the corpus")
 
-    corpus = await Socket.open(worker, cookie)
+    corpus = await Socket.open(worker, cookie, MAX_MESSAGE_BYTES)
     corpus_running, corpus_done = asyncio.Event(), asyncio.Event()
     talking = asyncio.create_task(bystander_talks(bystander, corpus_running, corpus_done))
     corpus_running.set()
@@ -523,11 +414,11 @@ async def test_every_malformed_message_gets_its_code_and_nobody_else_notices(
     # Messages that closed the connection, each on a socket (and live session) of its own.
     close_codes = {}
     for close_case in CLOSE_CASES:
-        socket = await Socket.open(worker, cookie)
+        socket = await Socket.open(worker, cookie, MAX_MESSAGE_BYTES)
         session_id = await socket.start()
         await socket.send(close_case.payload, as_text=close_case.as_text)
         close_codes[close_case.name] = await socket.close_code()
-        session = await ended(session_id)
+        session = await ended_session(session_id)
         assert (session.status, session.end_reason) == ("ended", "client_disconnect")
     assert close_codes == {c.name: c.close_code for c in CLOSE_CASES}
 

@@ -15,8 +15,8 @@ from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
 from standin import StandIn
 from tests.conftest import Browser
-from tests.integration.test_floods import flood
 from tests.leaks import TEST_API_KEY
+from tests.records import flood
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,18 +10,11 @@ from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
 from standin import StandIn
 from tests.conftest import Browser, login_cookie
-from tests.integration.test_share_relay import jpeg, stored
+from tests.records import flood, jpeg, stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHUNK = bytes(3200)  # 100 ms of 16 kHz PCM16
-
-
-async def flood(browser: Browser, kind: Kind, payload: bytes, interval: float) -> None:
-    """Send ``payload`` every ``interval`` seconds until cancelled or closed."""
-    while True:
-        await browser.send_media(kind, payload)
-        await asyncio.sleep(interval)
 
 
 async def run_flood_beside_a_quiet_session(
@@ -39,7 +32,7 @@ async def run_flood_beside_a_quiet_session(
         for turn in (1, 2, 3):  # the other session stays responsive during the flood
             await quiet.send(type="text", text=f"still answering {turn}")
             await quiet.expect("turn_complete", turn=turn, timeout=5)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # pacing, not a wait: the turns spread over the flood
         code = await noisy.expect_close(timeout=15)
     finally:
         sender.cancel()

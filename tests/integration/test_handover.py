@@ -19,8 +19,7 @@ from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
 from standin import StandIn
 from tests.conftest import Browser
-from tests.integration.test_resumption import last_handle
-from tests.integration.test_share_relay import stored
+from tests.records import last_handle, stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,6 +15,7 @@ from sessions_app.models import LiveSession, TranscriptEntry
 from sessions_app.protocol import Kind
 from standin import StandIn
 from tests.conftest import Browser, login_cookie
+from tests.records import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +37,7 @@ async def test_duration_limit_ends_the_session_with_its_message(
     live = await browser.start()
     for _ in range(4):  # activity does not extend the maximum length
         await browser.send_media(Kind.AUDIO, SILENCE)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # pacing, not a wait: a real-time microphone
     ended = await browser.expect("status", state="ended", timeout=5)
     assert ended["reason"] == "duration_limit"
     assert "maximum length" in ended["message"]
@@ -58,7 +59,7 @@ async def test_idle_timeout_counts_media_and_text_as_activity(
     started = loop.time()
     while loop.time() - started < 1.2:  # more than twice the timeout, with activity
         await browser.send_media(Kind.AUDIO, SILENCE)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # pacing, not a wait: a real-time microphone
     await browser.send(type="text", text="still here")
     assert (await session_row(live["session_id"])).status == LiveSession.Status.ACTIVE
     ended = await browser.expect("status", state="ended", timeout=5)
@@ -134,9 +135,14 @@ async def test_live_sessions_stamp_a_heartbeat(
     await browser.connect()
     live = await browser.start()
     first = (await session_row(live["session_id"])).heartbeat_at
-    await asyncio.sleep(0.7)
-    later = (await session_row(live["session_id"])).heartbeat_at
     assert first is not None
+
+    async def next_heartbeat() -> Any:
+        """A heartbeat stamped after the first one, once there is one."""
+        later = (await session_row(live["session_id"])).heartbeat_at
+        return later if later is not None and later > first else None
+
+    later = await eventually(next_heartbeat, timeout=5)
     assert later is not None
     assert later > first
     await browser.close()

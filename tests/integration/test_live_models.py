@@ -20,6 +20,7 @@ from sessions_app.protocol import CloseCode, Kind
 from standin import StandIn
 from tests.conftest import Browser
 from tests.records import (
+    USAGE_COUNTS,
     chunks,
     client_messages,
     contents,
@@ -27,6 +28,7 @@ from tests.records import (
     jpeg,
     sent_audio,
     sent_texts,
+    sent_token_counts,
     stored,
     tone,
 )
@@ -34,22 +36,6 @@ from tests.records import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ALL_VIDEO = "TURN_INCLUDES_AUDIO_ACTIVITY_AND_ALL_VIDEO"
-USAGE_COUNTS = {
-    "prompt_tokens": "promptTokenCount",
-    "response_tokens": "responseTokenCount",
-    "total_tokens": "totalTokenCount",
-    "thoughts_tokens": "thoughtsTokenCount",
-    "tool_use_prompt_tokens": "toolUsePromptTokenCount",
-}
-
-
-def sent_usage(standin: StandIn) -> dict[str, int]:
-    """The stand-in's usageMetadata counts on connection 0, added up."""
-    totals = dict.fromkeys(USAGE_COUNTS, 0)
-    for reply in standin.connections[0].replies:
-        for name, key in USAGE_COUNTS.items():
-            totals[name] += reply.get("usageMetadata", {}).get(key, 0)
-    return totals
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -121,7 +107,7 @@ async def test_a_spoken_turn_a_note_and_usage_on_each_model(
     assert len(done) == len([c for c in final_turn_completes(standin) if not c.get("interrupted")])
     if record.profile.interaction_status:
         assert any(c.get("interactionStatus") == "IN_PROGRESS" for c in contents(standin))
-    usage = sent_usage(standin)
+    usage = sent_token_counts(standin)
     if info.thinking:
         assert usage["thoughts_tokens"] > 0
     if not non_blocking:

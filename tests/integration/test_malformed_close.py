@@ -7,15 +7,16 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings as django_settings
 from websockets.asyncio.client import connect
 
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
-from standin import Behaviour, StandIn, ThreadedStandIn
-from tests.conftest import TEST_API_KEY, Browser, login_cookie
-from tests.integration.test_bad_input_corpus import Socket, ended
-from tests.integration.test_share_relay import stored
-from tests.processes import DaphneWorker, worker_env
+from standin import StandIn, ThreadedStandIn
+from tests.clients import Socket
+from tests.conftest import Browser, login_cookie, running_workers, upstream_worker_env
+from tests.processes import DaphneWorker
+from tests.records import ended_session, stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -131,23 +132,11 @@ async def test_a_budget_of_zero_never_closes(cookie: str, settings: Any) -> None
 
 
 @pytest.fixture
-def worker(standin_tls_dir: str, tmp_path: Path) -> Iterator[DaphneWorker]:
+def worker(upstream: ThreadedStandIn, tmp_path: Path) -> Iterator[DaphneWorker]:
     """A production-like Daphne worker with a small malformed-message budget."""
-    with ThreadedStandIn(behaviour=Behaviour(), tls_dir=standin_tls_dir) as upstream:
-        env = worker_env(
-            DJANGO_DEBUG="0",
-            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-            GEMINI_API_KEY=TEST_API_KEY,
-            GEMINI_API_BASE_URL=upstream.base_url,
-            GEMINI_CA_BUNDLE=str(upstream.ca_path),
-            SHARE_MAX_MALFORMED_PER_MIN=str(BUDGET),
-        )
-        process = DaphneWorker("malformed", env, tmp_path / "daphne-malformed.log")
-        try:
-            yield process.start()
-        finally:
-            process.stop()
-            print(f"--- worker log ---\n{process.log()}")  # noqa: T201 - shown on failure
+    env = upstream_worker_env(upstream, SHARE_MAX_MALFORMED_PER_MIN=str(BUDGET))
+    with running_workers(env, tmp_path, "malformed") as [process]:
+        yield process
 
 
 async def test_a_real_browser_socket_sees_the_close_codes(worker: DaphneWorker, user: Any) -> None:
@@ -155,11 +144,12 @@ async def test_a_real_browser_socket_sees_the_close_codes(worker: DaphneWorker, 
     async with connect(worker.ws_url, origin=worker.url) as anonymous:  # type: ignore[arg-type]
         assert await Socket(anonymous).close_code() == CloseCode.UNAUTHENTICATED
 
-    socket = await Socket.open(worker, await database_sync_to_async(login_cookie)(user))
+    cookie = await database_sync_to_async(login_cookie)(user)
+    socket = await Socket.open(worker, cookie, django_settings.SHARE_MAX_MESSAGE_BYTES)
     session_id = await socket.start()
     for payload, code in MALFORMED[: BUDGET + 1]:
         await socket.send(payload)
         await socket.until(lambda m, code=code: m["type"] == "error" and m["code"] == code)
     assert await socket.close_code() == CloseCode.PROTOCOL_ERROR
-    session = await ended(session_id)
+    session = await ended_session(session_id)
     assert (session.status, session.end_reason) == ("ended", "protocol_error")

@@ -14,7 +14,7 @@ from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
 from standin import StandIn
 from tests.conftest import Browser
-from tests.integration.test_share_relay import stored
+from tests.records import last_handle, stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,16 +30,6 @@ def small_jpeg(index: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 48), (index * 7 % 256, 90, 200)).save(buffer, "JPEG", quality=70)
     return buffer.getvalue()
-
-
-def last_handle(standin: StandIn, connection: int) -> str:
-    """The newest resumption handle a connection sent."""
-    handles = [
-        reply["sessionResumptionUpdate"]["newHandle"]
-        for reply in standin.connections[connection].replies
-        if "sessionResumptionUpdate" in reply
-    ]
-    return handles[-1]
 
 
 class MediaStream:
@@ -73,7 +63,7 @@ class MediaStream:
                 self.frames.append(frame)
                 await self.browser.send_media(Kind.JPEG, frame)
             index += 1
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # pacing, not a wait: a real-time microphone
 
 
 async def test_go_away_hands_over_seamlessly_and_loses_nothing(
@@ -88,11 +78,16 @@ async def test_go_away_hands_over_seamlessly_and_loses_nothing(
 
     stream = MediaStream(browser)
     stream.start()
-    await asyncio.sleep(0.3)
+    # The stream is flowing: chunks and a frame reached the first connection.
+    await standin.wait_for(
+        lambda: len(standin.connections[0].audio) >= 3 and standin.connections[0].frames
+    )
     sent_before = (len(stream.audio), len(stream.frames))
     await standin.go_away(2.5)
     await standin.wait_for(lambda: standin.connections[0].closed, timeout=6)
-    await asyncio.sleep(0.3)
+    # And it goes on flowing to the second connection once the first one is gone.
+    received_on_second = len(standin.connections[1].audio)
+    await standin.wait_for(lambda: len(standin.connections[1].audio) >= received_on_second + 3)
     await stream.stop()
     await browser.send(type="text", text="after the hand-over")
     await browser.expect("turn_complete", turn=2)

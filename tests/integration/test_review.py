@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from sessions_app import exports, views
 from sessions_app.models import LiveSession, Note, TranscriptEntry
+from tests.records import stored_lines_and_notes
 
 pytestmark = pytest.mark.django_db
 
@@ -69,17 +70,6 @@ def make_session(
             created_at=started_at + timedelta(seconds=30 + index),
         )  # fmt: skip
     return session
-
-
-def stored(session: LiveSession) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """A session's lines (sequence, role, source, text, time) and notes (title, body, time)."""
-    lines = list(
-        session.entries.order_by("sequence").values_list(
-            "sequence", "role", "source", "text", "created_at"
-        )
-    )
-    notes = list(session.notes.order_by("created_at").values_list("title", "body", "created_at"))
-    return lines, notes
 
 
 def to_seconds(moment: datetime) -> datetime:
@@ -175,7 +165,7 @@ def test_json_export_round_trips_every_line_and_note(
     assert document["schema"] == exports.SCHEMA
     assert [s["id"] for s in document["sessions"]] == [str(s.pk) for s in two_sessions]
     for session, exported in zip(two_sessions, document["sessions"], strict=True):
-        lines, notes = stored(session)
+        lines, notes = stored_lines_and_notes(session)
         assert [
             (
                 e["sequence"],
@@ -210,7 +200,7 @@ def test_markdown_export_round_trips_every_line_and_note(
     parsed = read_markdown(text)
     assert list(parsed) == [str(s.pk) for s in two_sessions]
     for session in two_sessions:
-        lines, notes = stored(session)
+        lines, notes = stored_lines_and_notes(session)
         assert [
             (line["role"], line["typed"], line["text"], line["time"])
             for line in parsed[str(session.pk)]["lines"]
@@ -238,7 +228,7 @@ def test_csv_export_round_trips_every_line_and_note(
     rows = read_csv(response.content.decode())
     assert list(rows[0]) == list(exports.CSV_COLUMNS)
     for session in two_sessions:
-        lines, notes = stored(session)
+        lines, notes = stored_lines_and_notes(session)
         own = [row for row in rows if row["session_id"] == str(session.pk)]
         assert {row["user"] for row in own} == {session.user.username}
         assert [

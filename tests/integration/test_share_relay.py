@@ -1,80 +1,19 @@
 """The share consumer end to end: full ASGI stack, real google-genai SDK, stand-in over TLS."""
 
 import asyncio
-import io
-import math
-import struct
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings
-from PIL import Image
 
-from sessions_app.models import LiveSession, TranscriptEntry
+from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
 from standin import StandIn
 from tests.conftest import Browser, login_cookie
+from tests.records import eventually, jpeg, sent_audio, sent_texts, sent_usage, stored, tone
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-def tone(freq: float, seconds: float, rate: int = 16000, amplitude: int = 12000) -> bytes:
-    """PCM16LE mono sine."""
-    n = int(rate * seconds)
-    return struct.pack(
-        f"<{n}h", *(int(amplitude * math.sin(2 * math.pi * freq * i / rate)) for i in range(n))
-    )
-
-
-def jpeg(width: int, height: int) -> bytes:
-    """A real JPEG of the given size."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (40, 120, 200)).save(buffer, "JPEG", quality=80)
-    return buffer.getvalue()
-
-
-def sent_texts(standin: StandIn, key: str, connection: int = 0) -> str:
-    """What the stand-in streamed as serverContent.<key>.text, joined."""
-    return "".join(
-        reply["serverContent"][key]["text"]
-        for reply in standin.connections[connection].replies
-        if key in reply.get("serverContent", {})
-    )
-
-
-def sent_audio(standin: StandIn, connection: int = 0) -> bytes:
-    """The model audio the stand-in sent, joined."""
-    import base64
-
-    data = b""
-    for reply in standin.connections[connection].replies:
-        for part in reply.get("serverContent", {}).get("modelTurn", {}).get("parts", []):
-            if "inlineData" in part:
-                encoded = part["inlineData"]["data"].replace("-", "+").replace("_", "/")
-                data += base64.b64decode(encoded + "=" * (-len(encoded) % 4))
-    return data
-
-
-def sent_usage(standin: StandIn, connection: int = 0) -> int:
-    """Sum of totalTokenCount over the stand-in's usageMetadata messages."""
-    return sum(
-        reply["usageMetadata"]["totalTokenCount"]
-        for reply in standin.connections[connection].replies
-        if "usageMetadata" in reply
-    )
-
-
-@database_sync_to_async
-def stored(session_id: str) -> tuple[LiveSession, list[tuple[int, str, str, str]]]:
-    """The session row and its transcript as (sequence, role, source, text)."""
-    session = LiveSession.objects.get(pk=session_id)
-    lines = list(
-        TranscriptEntry.objects.filter(session=session)
-        .order_by("sequence")
-        .values_list("sequence", "role", "source", "text")
-    )
-    return session, lines
 
 
 async def test_typed_text_relays_both_ways_and_is_stored(standin: StandIn, cookie: str) -> None:
@@ -107,7 +46,7 @@ async def test_typed_text_relays_both_ways_and_is_stored(standin: StandIn, cooki
     assert browser.transcript("model", done["turn"]) == model_text
     assert b"".join(browser.audio) == sent_audio(standin)
     assert len(browser.audio) > 1
-    assert usage["total_tokens"] == sent_usage(standin)
+    assert usage["total_tokens"] == sent_usage(standin)["total_tokens"]
 
     # A second turn still relays: the receive loop goes on after turnComplete.
     await browser.send(type="text", text="And again")
@@ -124,7 +63,7 @@ async def test_typed_text_relays_both_ways_and_is_stored(standin: StandIn, cooki
     assert session.voice == "Kore"
     assert session.response_modality == "AUDIO"
     assert session.user_agent == "pytest-browser/1.0"
-    assert session.total_tokens == sent_usage(standin)
+    assert session.total_tokens == sent_usage(standin)["total_tokens"]
     assert session.audio_seconds_out == pytest.approx(len(sent_audio(standin)) / 48000)
     second_reply = sent_texts(standin, "outputTranscription")[len(model_text) :]
     assert lines == [
@@ -329,18 +268,16 @@ async def test_lines_are_stored_when_each_turn_completes(standin: StandIn, cooki
     await browser.send(type="text", text="one")
     await browser.expect("turn_complete")
 
-    async def stored_while_live() -> list[tuple[int, str, str, str]]:
-        while True:
-            session, lines = await stored(live["session_id"])
-            assert session.status == LiveSession.Status.ACTIVE
-            if len(lines) == 2:
-                return lines
-            await asyncio.sleep(0.02)
+    async def stored_while_live() -> list[tuple[int, str, str, str]] | None:
+        """Both lines of the turn, once stored, while the session is still live."""
+        session, lines = await stored(live["session_id"])
+        assert session.status == LiveSession.Status.ACTIVE
+        return lines if len(lines) == 2 else None
 
-    lines = await asyncio.wait_for(stored_while_live(), timeout=5)
+    lines = await eventually(stored_while_live, timeout=5)
     assert [line[1:3] for line in lines] == [("user", "typed"), ("model", "speech")]
     session, _ = await stored(live["session_id"])
-    assert session.total_tokens == sent_usage(standin)
+    assert session.total_tokens == sent_usage(standin)["total_tokens"]
     await browser.close()
 
 

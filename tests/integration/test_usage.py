@@ -4,8 +4,6 @@ Full ASGI stack, real google-genai SDK; the stand-in reports ``usageMetadata`` w
 turnComplete, and its records are the reference the session's totals must add up to.
 """
 
-import asyncio
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -15,54 +13,16 @@ from sessions_app.models import LiveSession
 from sessions_app.protocol import Kind
 from standin import StandIn
 from tests.conftest import Browser
-from tests.integration.test_share_relay import tone
+from tests.records import USAGE_COUNTS, USAGE_DETAILS, eventually, sent_usage, tone
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-USAGE_FIELDS = (
-    "prompt_tokens",
-    "response_tokens",
-    "total_tokens",
-    "thoughts_tokens",
-    "tool_use_prompt_tokens",
-)
-COUNTS = {
-    "prompt_tokens": "promptTokenCount",
-    "response_tokens": "responseTokenCount",
-    "total_tokens": "totalTokenCount",
-    "thoughts_tokens": "thoughtsTokenCount",
-    "tool_use_prompt_tokens": "toolUsePromptTokenCount",
-}
-DETAILS = {
-    "prompt_tokens_by_modality": "promptTokensDetails",
-    "response_tokens_by_modality": "responseTokensDetails",
-    "tool_use_prompt_tokens_by_modality": "toolUsePromptTokensDetails",
-}
-
-
-def sent_usage(standin: StandIn, *connections: int) -> dict[str, Any]:
-    """What the stand-in's usageMetadata messages on ``connections`` add up to."""
-    totals: dict[str, Any] = dict.fromkeys(USAGE_FIELDS, 0)
-    by_modality = {name: Counter[str]() for name in DETAILS}
-    for index in connections:
-        for reply in standin.connections[index].replies:
-            usage = reply.get("usageMetadata")
-            if usage is None:
-                continue
-            for name, key in COUNTS.items():
-                totals[name] += usage.get(key, 0)
-            for name, key in DETAILS.items():
-                for detail in usage.get(key, []):
-                    by_modality[name][detail["modality"]] += detail["tokenCount"]
-    totals.update({name: dict(counts) for name, counts in by_modality.items()})
-    return totals
 
 
 @database_sync_to_async
 def stored_usage(session_id: str) -> dict[str, Any]:
     """The usage stored on a session's row."""
     session = LiveSession.objects.get(pk=session_id)
-    return {name: getattr(session, name) for name in (*USAGE_FIELDS, *DETAILS)}
+    return {name: getattr(session, name) for name in (*USAGE_COUNTS, *USAGE_DETAILS)}
 
 
 def shown_usage(message: dict[str, Any]) -> dict[str, Any]:
@@ -140,13 +100,14 @@ async def test_usage_is_stored_with_each_turn_before_the_session_ends(
     await browser.expect("transcript", source="typed")
     await browser.expect("turn_complete", turn=2)
 
-    for _ in range(100):  # the writer stores in the background
-        stored = await stored_usage(live["session_id"])
-        if stored["total_tokens"] >= 150:
-            break
-        await asyncio.sleep(0.05)
-    assert stored["prompt_tokens_by_modality"]["TEXT"] >= 100
-    assert stored["response_tokens_by_modality"]["AUDIO"] >= 50  # every model speaks
+    async def both_turns_stored() -> dict[str, Any] | None:
+        """The stored usage, once it counts both turns (the writer stores in the background)."""
+        usage = await stored_usage(live["session_id"])
+        return usage if usage["total_tokens"] >= 150 else None
+
+    usage = await eventually(both_turns_stored, timeout=5)
+    assert usage["prompt_tokens_by_modality"]["TEXT"] >= 100
+    assert usage["response_tokens_by_modality"]["AUDIO"] >= 50  # every model speaks
     session = await database_sync_to_async(LiveSession.objects.get)(pk=live["session_id"])
     assert session.status == LiveSession.Status.ACTIVE
     await browser.close()

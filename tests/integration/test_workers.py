@@ -7,7 +7,6 @@ admin's "End live session now" reaching another worker, SIGTERM and SIGKILL.
 
 import asyncio
 import json
-import os
 import re
 import signal
 import socket
@@ -24,28 +23,14 @@ from channels.db import database_sync_to_async
 from django.core.management import call_command
 from websockets.asyncio.client import ClientConnection, connect
 
-from sessions_app.models import LiveSession, TranscriptEntry
-from standin import Behaviour, ThreadedStandIn
-from tests.conftest import TEST_API_KEY, login_cookie, require
-from tests.leaks import SCANNER
-from tests.processes import DaphneWorker, worker_env
+from sessions_app.models import LiveSession
+from standin import ThreadedStandIn
+from tests.clients import NoRedirect, expect, say, start_live
+from tests.conftest import login_cookie, running_workers, upstream_worker_env
+from tests.processes import DaphneWorker
+from tests.records import eventually, stored_unnumbered
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The real Redis the workers share."""
-    url = os.environ.get("REDIS_URL", "")
-    require(bool(url), "REDIS_URL is not set")
-    return url
-
-
-@pytest.fixture
-def upstream(standin_tls_dir: str) -> Iterator[ThreadedStandIn]:
-    """The stand-in every worker connects to."""
-    with ThreadedStandIn(behaviour=Behaviour(), tls_dir=standin_tls_dir) as server:
-        yield server
 
 
 @pytest.fixture
@@ -53,25 +38,11 @@ def workers(
     redis_url: str, upstream: ThreadedStandIn, tmp_path: Path
 ) -> Iterator[list[DaphneWorker]]:
     """Two Daphne workers, as production runs them behind nginx."""
-    env = worker_env(
-        DJANGO_DEBUG="0",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        REDIS_URL=redis_url,
-        GEMINI_API_KEY=TEST_API_KEY,
-        GEMINI_API_BASE_URL=upstream.base_url,
-        GEMINI_CA_BUNDLE=str(upstream.ca_path),
-        SHARE_HEARTBEAT_S="0.5",
-        SHARE_MAX_SESSIONS_PER_USER="1",
+    env = upstream_worker_env(
+        upstream, REDIS_URL=redis_url, SHARE_HEARTBEAT_S="0.5", SHARE_MAX_SESSIONS_PER_USER="1"
     )
-    started: list[DaphneWorker] = []
-    try:
-        for name in ("a", "b"):
-            started.append(DaphneWorker(name, env, tmp_path / f"daphne-{name}.log").start())
+    with running_workers(env, tmp_path, "a", "b") as started:
         yield started
-    finally:
-        for worker in started:
-            worker.stop()
-            print(f"--- worker {worker.name} log ---\n{worker.log()}")  # noqa: T201 - shown on failure
 
 
 async def open_socket(worker: DaphneWorker, cookie: str) -> ClientConnection:
@@ -84,43 +55,6 @@ async def open_socket(worker: DaphneWorker, cookie: str) -> ClientConnection:
     hello = await expect(ws, "hello")
     assert hello["voices"]
     return ws
-
-
-async def expect(ws: ClientConnection, type_: str, timeout: float = 10.0, **fields: Any) -> dict:
-    """Read JSON messages (skipping audio) until one of ``type_`` with ``fields`` arrives."""
-    async with asyncio.timeout(timeout):
-        while True:
-            raw = await ws.recv()
-            SCANNER.scan("ws", raw)
-            if isinstance(raw, bytes):
-                continue
-            message = json.loads(raw)
-            if message["type"] == type_ and all(message.get(k) == v for k, v in fields.items()):
-                return message
-
-
-async def start_live(ws: ClientConnection) -> str:
-    """Start a session; its id."""
-    await ws.send(json.dumps({"type": "start", "mode": "audio"}))
-    return (await expect(ws, "status", state="live"))["session_id"]
-
-
-async def say(ws: ClientConnection, text: str) -> None:
-    """Send a typed message and wait for the model's whole reply."""
-    await ws.send(json.dumps({"type": "text", "text": text}))
-    await expect(ws, "turn_complete")
-
-
-@database_sync_to_async
-def stored(session_id: str) -> tuple[LiveSession, list[tuple[str, str, str]]]:
-    """The session row and its lines as (role, source, text)."""
-    session = LiveSession.objects.get(pk=session_id)
-    lines = list(
-        TranscriptEntry.objects.filter(session=session)
-        .order_by("sequence")
-        .values_list("role", "source", "text")
-    )
-    return session, lines
 
 
 async def test_per_user_limit_holds_across_two_workers(
@@ -144,21 +78,13 @@ async def test_per_user_limit_holds_across_two_workers(
     assert reasons == ["", "client_stop", "user_limit"]
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Return redirects instead of following them (cookies must be carried by hand)."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        """Never follow."""
-        return None
-
-
 def _open(url: str, cookies: dict[str, str], data: bytes | None = None) -> Any:
     """One request with ``cookies``; redirects come back as HTTPError responses."""
     headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
     if data is not None:
         headers.update({"Origin": url.split("/admin/")[0], "Referer": url})
     request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - local
-    opener = urllib.request.build_opener(_NoRedirect)
+    opener = urllib.request.build_opener(NoRedirect)
     try:
         return opener.open(request, timeout=10)
     except urllib.error.HTTPError as response:
@@ -208,7 +134,7 @@ async def test_admin_action_ends_a_session_held_by_another_worker(
     ended = await expect(ws, "status", state="ended")
     assert ended["reason"] == "admin_ended"
     assert ended["message"] == "An administrator ended this session."
-    session, lines = await stored(session_id)
+    session, lines = await stored_unnumbered(session_id)
     assert (session.status, session.end_reason) == ("ended", "admin_ended")
     assert lines[0] == ("user", "typed", "before the admin steps in")
     assert lines[1][:2] == ("model", "speech")
@@ -223,7 +149,9 @@ def idle_keep_alive_connection(worker: DaphneWorker) -> socket.socket:
         b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
     )
     assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-    time.sleep(1.5)  # Daphne's application checker runs every second
+    # Not a wait for a condition: Daphne's application checker runs every second inside the
+    # worker and shows nothing outside it; the connection must stay idle across one run.
+    time.sleep(1.5)
     return sock
 
 
@@ -244,7 +172,7 @@ async def test_sigterm_flushes_the_transcript_and_ends_the_session(
     assert await asyncio.to_thread(workers[0].signal, signal.SIGTERM) == 0
     keep_alive.close()
 
-    session, lines = await stored(session_id)
+    session, lines = await stored_unnumbered(session_id)
     assert (session.status, session.end_reason) == ("ended", "server_shutdown")
     texts = [text for _, _, text in lines]
     assert texts[0] == "first turn"
@@ -262,18 +190,21 @@ async def test_sigkill_then_sweep_marks_the_session_interrupted_with_completed_t
     session_id = await start_live(ws)
     await say(ws, "one")
     await say(ws, "two")
+
     # Each turn is written by a background task as soon as it completes; kill the worker
     # once the second one is in the database (a few milliseconds after turn_complete).
-    async with asyncio.timeout(5):
-        while len((await stored(session_id))[1]) < 4:  # noqa: ASYNC110 - polling the DB
-            await asyncio.sleep(0.02)
+    async def both_turns_stored() -> bool:
+        """Whether both turns' lines are in the database."""
+        return len((await stored_unnumbered(session_id))[1]) >= 4
+
+    await eventually(both_turns_stored, timeout=5)
     await asyncio.to_thread(workers[0].signal, signal.SIGKILL)
-    session, _ = await stored(session_id)
+    session, _ = await stored_unnumbered(session_id)
     assert session.status == "active"  # nobody could mark it
 
     await database_sync_to_async(call_command)("sweep_sessions", "--stale-after", "0")
 
-    session, lines = await stored(session_id)
+    session, lines = await stored_unnumbered(session_id)
     assert (session.status, session.end_reason) == ("interrupted", "worker_lost")
     assert [(role, text) for role, _, text in lines if role == "user"] == [
         ("user", "one"),
