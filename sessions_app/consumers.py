@@ -23,13 +23,13 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from sessions_app import control, protocol
-from sessions_app.conversation import Conversation, SessionFailed
 from sessions_app.events_log import log_event
 from sessions_app.models import LiveSession
 from sessions_app.outbound import Hello, encode, error
 from sessions_app.protocol import ClientError, CloseCode, ErrorCode, ProtocolError
 from sessions_app.ratelimit import ConnectionLimiter, MalformedBudget, RateLimits, Verdict
 from sessions_app.services import SessionRefused
+from sessions_app.session.conversation import Conversation, SessionFailed
 from sessions_app.session.endings import (
     ADMIN_END_MESSAGE,
     INTERNAL_ERROR_MESSAGE,

@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sessions_app.models import LiveSession, Note, TranscriptEntry
-from sessions_app.transcripts import Line
+from sessions_app.session.transcripts import Line
 
 
 @dataclass

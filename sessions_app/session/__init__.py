@@ -1,1 +1,1 @@
-"""One live session: how it ends (endings)."""
+"""One live session: the conversation, how it ends, its recorder and transcript, its tools."""

@@ -30,6 +30,9 @@ export class ScreenCapture extends EventTarget {
     this.quality = quality;
     this.keyframeS = keyframeS;
     this.changeThreshold = changeThreshold;
+    // Counters and the last 600 ticks ({at, sent, keyframe, changed}): what the stats
+    // panel shows, and the page's diagnostic record (read in the console and by the
+    // end-to-end tests through window.sharePage.screen).
     this.sent = 0;
     this.skipped = 0;
     this.refreshes = 0; // frames sent by refresh(), counted in `sent` too

@@ -326,4 +326,6 @@ class SharePage {
   }
 }
 
+// The page's state, on purpose: handy in the browser console, and what the end-to-end
+// tests read (screen ticks, stats counters, the player's queue).
 window.sharePage = new SharePage($("share"));

@@ -3,6 +3,8 @@
 
 import { SPEECH_RMS } from "./audio/speech.js";
 
+// Its public fields are the page's measured record: the panel shows them, and the console
+// and the end-to-end tests read them through window.sharePage.stats.
 export class Stats {
   constructor(panel) {
     this.panel = panel;

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from sessions_app import tools
-from sessions_app.conversation import Conversation
 from sessions_app.live.models import MODELS
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
+from sessions_app.session import tools
+from sessions_app.session.conversation import Conversation
 from standin import StandIn
 from tests.conftest import Browser
 from tests.records import chunks, client_messages, final_turn_completes, stored, tone

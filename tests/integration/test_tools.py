@@ -13,11 +13,11 @@ import pytest
 from channels.db import database_sync_to_async
 from google.genai import types
 
-from sessions_app import tools
-from sessions_app.conversation import live_conversations
 from sessions_app.live import events
 from sessions_app.live.config import FunctionSpec
 from sessions_app.models import Note
+from sessions_app.session import tools
+from sessions_app.session.conversation import live_conversations
 from standin import StandIn
 from tests.conftest import Browser
 

@@ -1,6 +1,6 @@
 """Merging transcription fragments into lines."""
 
-from sessions_app.transcripts import TurnBuffer
+from sessions_app.session.transcripts import TurnBuffer
 
 
 def test_fragments_merge_per_speaker_user_first() -> None:

@@ -1,7 +1,7 @@
 // Microphone capture: PCM16 little-endian mono at 16 kHz, delivered in fixed-size chunks.
 //
 //   const mic = new MicCapture({ chunkMs: 100 });
-//   mic.addEventListener("chunk", (event) => socket.send(event.detail)); // ArrayBuffer
+//   mic.addEventListener("chunk", (event) => socket.sendMedia(Kind.AUDIO, event.detail));
 //   mic.addEventListener("level", (event) => meter(event.detail.rms));   // ~20 times a second
 //   await mic.start();
 //

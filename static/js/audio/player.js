@@ -2,8 +2,8 @@
 //
 //   const player = new Player();
 //   await player.start();                 // from a user gesture (autoplay policy)
-//   socket.onaudio = (buffer) => player.enqueue(buffer);
-//   socket.oninterrupted = () => player.flush();   // barge-in: silent within one quantum
+//   socket.addEventListener("audio", (e) => player.enqueue(e.detail));   // an ArrayBuffer
+//   socket.addEventListener("interrupted", () => player.flush());  // silent within a quantum
 //
 // The queue lives in the worklet (player-worklet.js), so playback never waits on the main
 // thread; this class converts samples, forwards them, and mirrors the worklet's reports.

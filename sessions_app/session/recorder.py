@@ -15,7 +15,7 @@ from django.db import DatabaseError
 
 from sessions_app import services
 from sessions_app.services import SessionCounters
-from sessions_app.transcripts import Line, TurnBuffer
+from sessions_app.session.transcripts import Line, TurnBuffer
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 
-from sessions_app import protocol, services, tools
+from sessions_app import protocol, services
 from sessions_app.events_log import log_event
 from sessions_app.live import events
 from sessions_app.live.aio import cancel_and_wait
@@ -46,8 +46,9 @@ from sessions_app.outbound import (
     encode_audio,
 )
 from sessions_app.outbound import error as error_message
-from sessions_app.recorder import SessionRecorder
+from sessions_app.session import tools
 from sessions_app.session.endings import INTERNAL_ERROR_MESSAGE, ending
+from sessions_app.session.recorder import SessionRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ _live: set["Conversation"] = set()
 
 
 def live_conversations() -> list["Conversation"]:
-    """The conversations this process holds now."""
+    """The conversations this process holds now (a diagnostic hook: tests inspect them)."""
     return list(_live)
 
 

@@ -122,7 +122,7 @@ class ToolRegistry:
         return registered
 
     def unregister(self, name: str) -> None:
-        """Stop offering the tool ``name`` (to new sessions)."""
+        """Stop offering the tool ``name`` to new sessions (tests offer one for a test)."""
         self._tools.pop(name, None)
 
     def get(self, name: str) -> Tool | None:
@@ -224,7 +224,7 @@ class ToolRunner:
 
     @property
     def running(self) -> list[str]:
-        """The ids of the calls still running."""
+        """The ids of the calls still running (a diagnostic hook: tests check it is empty)."""
         return list(self._running)
 
     def start(self, call: FunctionCall) -> None:
