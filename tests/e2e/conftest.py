@@ -1,5 +1,6 @@
 """End-to-end fixtures: a real Daphne process on the test database, a stand-in, Chromium."""
 
+import contextlib
 import functools
 import math
 import os
@@ -123,6 +124,20 @@ navigator.mediaDevices.getDisplayMedia = (options) =>
 """
 
 
+def launch_chromium(playwright_driver: Any, wav: Path, *, fake_ui: bool = True) -> Any:
+    """Headless Chromium whose microphone plays ``wav`` on a loop.
+
+    With ``fake_ui`` Chromium's fake capture UI answers the permission prompts, and picks
+    its fake (animated) 1280x720 display as the screen to share.
+    """
+    ui = ["--use-fake-ui-for-media-stream"] if fake_ui else []
+    return playwright_driver.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[*BASE_ARGS, *ui, f"--use-file-for-fake-audio-capture={wav}"],
+    )
+
+
 @pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Any]:
     """Playwright, with Django's async-safety guard lifted for this package only.
@@ -151,15 +166,7 @@ def tone_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="package")
 def chromium(playwright_driver: Any, tone_wav: Path) -> Iterator[Any]:
     """Headless Chromium whose screen is Chromium's fake (animated) 1280x720 display."""
-    browser = playwright_driver.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[
-            *BASE_ARGS,
-            "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-audio-capture={tone_wav}",
-        ],
-    )
+    browser = launch_chromium(playwright_driver, tone_wav)
     yield browser
     browser.close()
 
@@ -167,11 +174,7 @@ def chromium(playwright_driver: Any, tone_wav: Path) -> Iterator[Any]:
 @pytest.fixture(scope="package")
 def chromium_tab_capture(playwright_driver: Any, tone_wav: Path) -> Iterator[Any]:
     """Headless Chromium that shares the page's own tab: a screen that holds still."""
-    browser = playwright_driver.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[*BASE_ARGS, f"--use-file-for-fake-audio-capture={tone_wav}"],
-    )
+    browser = launch_chromium(playwright_driver, tone_wav, fake_ui=False)
     yield browser
     browser.close()
 
@@ -207,6 +210,34 @@ def wait_for_js(page: Any, expression: str, timeout: float = 30000) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{expression!r} still false after {timeout} ms")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def module_page(chromium: Any, static_site: str, path: str) -> Iterator[Any]:
+    """A test page of tests/e2e/pages/ at ``path`` on ``static_site``, in a fresh context,
+    once it set ``body[data-ready=true]``; on leaving, the page had no uncaught errors."""
+    context = chromium.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{static_site}{path}")
+        page.wait_for_selector("body[data-ready=true]")
+        yield page
+    finally:
+        context.close()
+    assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+def interrupt_a_long_reply(page: Any, standin: ThreadedStandIn) -> None:
+    """Type a turn whose long reply streams faster than real time and piles up in the
+    page's player, then have the stand-in interrupt the model."""
+    standin.behaviour.reply_audio_s = 8.0
+    standin.behaviour.chunk_interval_s = 0.02
+    page.get_by_test_id("text-input").fill("Tell me everything")
+    page.get_by_test_id("send-text").click()
+    wait_for_js(page, "window.sharePage.player.queuedSamples > 24000", timeout=15000)
+    standin.interrupt()
 
 
 def log_in(page: Any, base_url: str, username: str, password: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import TONE_HZ
+from tests.e2e.conftest import TONE_HZ, module_page
 
 pytestmark = pytest.mark.e2e
 
@@ -31,17 +31,10 @@ CHUNK_SAMPLES = 1600  # 100 ms at 16 kHz
 @pytest.fixture
 def audio_page(chromium: Any, static_site: str) -> Iterator[Any]:
     """The fixture page, loaded and clicked once (a user activation lets audio start)."""
-    context = chromium.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{static_site}{PAGE}")
-    page.wait_for_selector("body[data-ready=true]")
-    page.click("#activate")
-    page.wait_for_selector("#activate[data-clicked=true]")
-    yield page
-    context.close()
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    with module_page(chromium, static_site, PAGE) as page:
+        page.click("#activate")
+        page.wait_for_selector("#activate[data-clicked=true]")
+        yield page
 
 
 # --- signal analysis ----------------------------------------------------------------------

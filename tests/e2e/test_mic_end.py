@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from standin import ThreadedStandIn
 from standin.media import b64decode_any, pcm16_rms
 from standin.records import Connection
-from tests.e2e.conftest import BASE_ARGS, CHROMIUM, TONE_HZ, log_in
+from tests.e2e.conftest import TONE_HZ, launch_chromium, log_in
 from tests.leaks import SCANNER
 
 SPEECH_RMS = 0.02 * 32768  # the page's threshold (SPEECH_RMS in static/js/audio/speech.js)
@@ -58,15 +58,7 @@ def chromium_with_pauses(
 ) -> Iterator[Any]:
     """Headless Chromium whose microphone talks for a second, then pauses for two."""
     wav = write_utterance_wav(tmp_path_factory.mktemp("audio") / "utterance.wav")
-    browser = playwright_driver.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[
-            *BASE_ARGS,
-            "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}",
-        ],
-    )
+    browser = launch_chromium(playwright_driver, wav)
     yield browser
     browser.close()
 

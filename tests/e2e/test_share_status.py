@@ -10,7 +10,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from standin import ThreadedStandIn
-from tests.e2e.conftest import ARTIFACTS, log_in, wait_for_js
+from tests.e2e.conftest import ARTIFACTS, interrupt_a_long_reply, log_in, wait_for_js
 
 RESTARTED = "The model connection was restarted; it has the recent conversation."
 
@@ -25,6 +25,17 @@ def watch_messages(page: Any, kind: str) -> list[dict[str, Any]]:
 
     page.on("websocket", lambda socket: socket.on("framereceived", received))
     return messages
+
+
+def start_typing(page: Any, base_url: str) -> Any:
+    """Log in as alice, start a session in text mode and mute the mic; the status line."""
+    log_in(page, base_url, "alice", "alice-pass-123")
+    page.select_option("#mode", "text")
+    page.get_by_test_id("start").click()
+    status = page.get_by_test_id("status")
+    expect(status).to_have_attribute("data-state", "live", timeout=15000)
+    page.get_by_test_id("mic-toggle").click()
+    return status
 
 
 def test_a_refused_start_shows_the_sentence_and_keeps_the_codes_in_details(
@@ -67,12 +78,7 @@ def test_a_restarted_model_connection_is_one_quiet_notice(
     daphne_server: str, page: Any, user: Any, e2e_standin: ThreadedStandIn
 ) -> None:
     e2e_standin.behaviour.silence_rms = 1e9  # the tone gets no reply: only typed turns
-    log_in(page, daphne_server, "alice", "alice-pass-123")
-    page.select_option("#mode", "text")
-    page.get_by_test_id("start").click()
-    status = page.get_by_test_id("status")
-    expect(status).to_have_attribute("data-state", "live", timeout=15000)
-    page.get_by_test_id("mic-toggle").click()
+    status = start_typing(page, daphne_server)
     page.get_by_test_id("text-input").fill("Remember this")
     page.get_by_test_id("send-text").click()
     transcript = page.get_by_test_id("transcript")
@@ -105,12 +111,7 @@ def test_a_refused_turn_is_told_as_a_notice(
     trigger = e2e_standin.behaviour.refuse_trigger
     assert trigger, "the stand-in refuses a turn whose text holds refuse_trigger"
     turns = watch_messages(page, "turn_complete")
-    log_in(page, daphne_server, "alice", "alice-pass-123")
-    page.select_option("#mode", "text")
-    page.get_by_test_id("start").click()
-    status = page.get_by_test_id("status")
-    expect(status).to_have_attribute("data-state", "live", timeout=15000)
-    page.get_by_test_id("mic-toggle").click()
+    status = start_typing(page, daphne_server)
 
     page.get_by_test_id("text-input").fill(f"{trigger} tell me a secret")
     page.get_by_test_id("send-text").click()
@@ -132,14 +133,9 @@ def test_an_interrupted_reply_is_flushed_once(
     page.get_by_test_id("start").click()
     expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live", timeout=15000)
 
-    # A long reply streams faster than real time and piles up in the player; then the
-    # model is interrupted: `interrupted`, then the turn's `turn_complete` saying so.
-    e2e_standin.behaviour.reply_audio_s = 8.0
-    e2e_standin.behaviour.chunk_interval_s = 0.02
-    page.get_by_test_id("text-input").fill("Tell me everything")
-    page.get_by_test_id("send-text").click()
-    wait_for_js(page, "window.sharePage.player.queuedSamples > 24000", timeout=15000)
-    e2e_standin.interrupt()
+    # A long reply piles up in the player; then the model is interrupted:
+    # `interrupted`, then the turn's `turn_complete` saying so.
+    interrupt_a_long_reply(page, e2e_standin)
     wait_for_js(page, "window.sharePage.player.flushes >= 1", timeout=5000)
     e2e_standin.behaviour.reply_audio_s = 0.6
     e2e_standin.behaviour.chunk_interval_s = 0.0

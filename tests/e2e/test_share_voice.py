@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from sessions_app.models import LiveSession
 from standin import ThreadedStandIn
-from tests.e2e.conftest import ARTIFACTS, TONE_HZ, log_in, wait_for_js
+from tests.e2e.conftest import ARTIFACTS, TONE_HZ, interrupt_a_long_reply, log_in, wait_for_js
 
 FAKE_SCREEN = (1280, 720)
 FRAME_CAP = 1024
@@ -81,13 +81,7 @@ def test_voice_session_end_to_end(
     assert frames_shown >= len(connection.frames)
 
     # Barge-in: a long reply is queued in the player; the stand-in interrupts it.
-    # The reply streams faster than real time, so audio piles up in the player's queue.
-    e2e_standin.behaviour.reply_audio_s = 8.0
-    e2e_standin.behaviour.chunk_interval_s = 0.02
-    page.get_by_test_id("text-input").fill("Tell me everything")
-    page.get_by_test_id("send-text").click()
-    wait_for_js(page, "window.sharePage.player.queuedSamples > 24000", timeout=15000)
-    e2e_standin.interrupt()
+    interrupt_a_long_reply(page, e2e_standin)
     wait_for_js(page, "window.sharePage.player.flushes === 1", timeout=5000)
     flushed = page.evaluate(
         "({queued: window.sharePage.player.queuedSamples,"

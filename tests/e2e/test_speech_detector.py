@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import module_page
+
 pytestmark = pytest.mark.e2e
 
 PAGE = "/tests/e2e/pages/speech.html"
@@ -21,15 +23,8 @@ QUIET = 0.001  # a quiet room
 @pytest.fixture
 def speech_page(chromium: Any, static_site: str) -> Iterator[Any]:
     """The fixture page, loaded."""
-    context = chromium.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{static_site}{PAGE}")
-    page.wait_for_selector("body[data-ready=true]")
-    yield page
-    context.close()
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    with module_page(chromium, static_site, PAGE) as page:
+        yield page
 
 
 def detect(page: Any, steps: list[list[Any]]) -> dict[str, Any]:

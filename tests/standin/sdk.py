@@ -1,12 +1,13 @@
 """Helpers for the stand-in's tests: the real google-genai SDK pointed at a stand-in.
 
-No Django here: the stand-in tests define their own fixtures.
+No Django here: the stand-in tests get their fixtures from tests/standin/conftest.py.
 """
 
 import asyncio
 import contextlib
 import io
 import json
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,13 +33,17 @@ BLOCKING_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"  # tools block 
 Server = StandIn | ThreadedStandIn
 
 
+def make_client_for(base_url: str, ssl_context: ssl.SSLContext) -> genai.Client:
+    """An SDK client pointed at ``base_url``, trusting what ``ssl_context`` trusts."""
+    options = types.HttpOptions(
+        base_url=base_url, api_version="v1beta", async_client_args={"ssl": ssl_context}
+    )
+    return genai.Client(api_key=API_KEY, http_options=options)
+
+
 def make_client(server: Server) -> genai.Client:
     """An SDK client pointed at ``server`` and trusting its CA."""
-    options = types.HttpOptions(
-        base_url=server.base_url, api_version="v1beta",
-        async_client_args={"ssl": server.client_ssl_context()},
-    )  # fmt: skip
-    return genai.Client(api_key=API_KEY, http_options=options)
+    return make_client_for(server.base_url, server.client_ssl_context())
 
 
 def audio_config(**fields: Any) -> types.LiveConnectConfig:
@@ -110,15 +115,19 @@ def output_text(turn: list[types.LiveServerMessage]) -> str:
     return "".join(fragments(turn, "output_transcription"))
 
 
-def audio_parts(turn: list[types.LiveServerMessage]) -> list[bytes]:
-    """The inline audio data of every modelTurn part of a turn."""
+def model_parts(turn: list[types.LiveServerMessage]) -> list[types.Part]:
+    """Every modelTurn part of a turn."""
     return [
-        part.inline_data.data
+        part
         for m in turn
         if m.server_content and m.server_content.model_turn
         for part in m.server_content.model_turn.parts or []
-        if part.inline_data
     ]
+
+
+def audio_parts(turn: list[types.LiveServerMessage]) -> list[bytes]:
+    """The inline audio data of every modelTurn part of a turn."""
+    return [part.inline_data.data for part in model_parts(turn) if part.inline_data]
 
 
 def handles(messages: list[types.LiveServerMessage]) -> list[tuple[str, bool]]:
@@ -148,16 +157,29 @@ async def send_audio(session: Any, pcm: bytes, chunk: int = 3200) -> None:
         await session.send_realtime_input(audio=blob)
 
 
+def image(size: tuple[int, int], fmt: str, mode: str = "RGB", **options: Any) -> bytes:
+    """An image of ``size`` saved by Pillow as ``fmt`` (JPEG, PNG...) with ``options``."""
+    buffer = io.BytesIO()
+    Image.new(mode, size, (20, 120, 220, 255)[: len(mode)]).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
 def jpeg(size: tuple[int, int]) -> bytes:
     """A JPEG image made with Pillow."""
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (20, 120, 220)).save(buffer, "JPEG")
-    return buffer.getvalue()
+    return image(size, "JPEG")
 
 
 def frame(size: tuple[int, int] = (64, 48)) -> types.Blob:
     """A JPEG video frame as the SDK sends it."""
     return types.Blob(data=jpeg(size), mime_type="image/jpeg")
+
+
+def function_response(
+    call_id: str, name: str, scheduling: str | None = None, **response: Any
+) -> list[types.FunctionResponse]:
+    """One function response, as the SDK sends it, scheduled as given (if at all)."""
+    when = types.FunctionResponseScheduling(scheduling) if scheduling else None
+    return [types.FunctionResponse(id=call_id, name=name, response=response, scheduling=when)]
 
 
 def kinds(replies: list[dict[str, Any]]) -> list[str]:

@@ -8,7 +8,6 @@ No Django here: these tests define their own fixtures and run with ``-p no:djang
 import asyncio
 import base64
 import contextlib
-import io
 import json
 import logging
 import re
@@ -16,44 +15,53 @@ import signal
 import ssl
 import sys
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import pytest_asyncio
 import websockets
-from google import genai
 from google.genai import errors, types
-from PIL import Image
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from standin import Behaviour, StandIn, ThreadedStandIn
 from standin.profiles import DEFAULT_MODEL, PROFILES
-from tests.standin.sdk import BLOCKING_MODEL, kinds
+from tests.standin import sdk
+from tests.standin.sdk import (
+    API_KEY,
+    BLOCKING_MODEL,
+    PATH,
+    PCM16K,
+    Server,
+    collect_turn,
+    fragments,
+    function_response,
+    image,
+    kinds,
+    make_client,
+    make_client_for,
+    model_parts,
+    next_message,
+    output_text,
+    pcm_tone,
+    send_audio,
+    summary,
+)
 
-API_KEY = "standin-test-key-0123456789-SECRET"
 MODEL = DEFAULT_MODEL
 SYSTEM = "You are a terse test assistant."
-PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
-PCM16K = "audio/pcm;rate=16000"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest_asyncio.fixture
-async def standin(tmp_path: Path) -> AsyncIterator[StandIn]:
-    """A stand-in with default behaviour on a free port, TLS files in tmp_path."""
-    async with StandIn(behaviour=Behaviour(), tls_dir=tmp_path / "tls") as server:
-        yield server
-
-
-def make_client(base_url: str, ssl_context: Any) -> genai.Client:
-    """The SDK client the project uses, pointed at the stand-in."""
-    options = types.HttpOptions(
-        base_url=base_url, api_version="v1beta", async_client_args={"ssl": ssl_context}
-    )
-    return genai.Client(api_key=API_KEY, http_options=options)
+# The final turnComplete of a text turn, as the stand-in sends it.
+IDLE_WITH_USAGE = {
+    "serverContent": {"turnComplete": True, "interactionStatus": "IDLE"},
+    "usageMetadata": {
+        "promptTokenCount": 100,
+        "responseTokenCount": 50,
+        "totalTokenCount": 150,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 100}],
+        "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": 50}],
+    },
+}
 
 
 def live_config(modality: str = "AUDIO") -> types.LiveConnectConfig:
@@ -71,73 +79,9 @@ def live_config(modality: str = "AUDIO") -> types.LiveConnectConfig:
     )
 
 
-@contextlib.asynccontextmanager
-async def connect(standin: StandIn, model: str = MODEL) -> AsyncIterator[Any]:
-    """An SDK Live session with the stand-in."""
-    client = make_client(standin.base_url, standin.client_ssl_context())
-    async with client.aio.live.connect(model=model, config=live_config()) as session:
-        yield session
-
-
-async def collect_turn(session: Any, timeout: float = 10.0) -> list[types.LiveServerMessage]:
-    """Every message up to the turn's end (``receive()`` stops at an IDLE turnComplete)."""
-    async with asyncio.timeout(timeout):
-        return [message async for message in session.receive()]
-
-
-async def next_message(session: Any, timeout: float = 5.0) -> types.LiveServerMessage:
-    """The next server message."""
-    async with asyncio.timeout(timeout), contextlib.aclosing(session.receive()) as stream:
-        return await anext(stream)
-
-
-def output_text(turn: list[types.LiveServerMessage]) -> str:
-    """Output transcription fragments of a turn, joined."""
-    return "".join(fragments(turn, "output_transcription"))
-
-
-def fragments(turn: list[types.LiveServerMessage], kind: str) -> list[str]:
-    """Texts of ``serverContent.<kind>`` in a turn."""
-    return [
-        getattr(m.server_content, kind).text
-        for m in turn
-        if m.server_content and getattr(m.server_content, kind)
-    ]
-
-
-def model_parts(turn: list[types.LiveServerMessage]) -> list[types.Part]:
-    """Every modelTurn part of a turn."""
-    return [
-        part
-        for m in turn
-        if m.server_content and m.server_content.model_turn
-        for part in m.server_content.model_turn.parts or []
-    ]
-
-
-def pcm_tone(freq: float, seconds: float, rate: int = 16000, amplitude: float = 8000) -> bytes:
-    """PCM16LE sine made with numpy (independent of the stand-in's own helpers)."""
-    t = np.arange(round(rate * seconds)) / rate
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()
-
-
-def image(size: tuple[int, int], fmt: str) -> bytes:
-    """An encoded image made with Pillow."""
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 40, 90)).save(buffer, fmt)
-    return buffer.getvalue()
-
-
-async def send_audio(session: Any, pcm: bytes, chunk: int = 3200) -> None:
-    """Send PCM16 16 kHz audio in 100 ms realtime chunks."""
-    for start in range(0, len(pcm), chunk):
-        blob = types.Blob(data=pcm[start : start + chunk], mime_type=PCM16K)
-        await session.send_realtime_input(audio=blob)
-
-
-def summary(frames: str = "no frames", audio_s: str = "0.0") -> str:
-    """The stand-in's 'So far...' sentence."""
-    return f"So far I have received {frames} and {audio_s} s of audio."
+def connect(server: Server, model: str = MODEL) -> contextlib.AbstractAsyncContextManager[Any]:
+    """An SDK Live session with the stand-in, set up with ``live_config()``."""
+    return sdk.connect(server, model, live_config())
 
 
 @pytest.mark.asyncio
@@ -200,7 +144,7 @@ async def test_setup_keys_are_normalised_but_user_names_kept_and_resumption_upda
         media_resolution=types.MediaResolution.MEDIA_RESOLUTION_LOW,
         session_resumption=types.SessionResumptionConfig(),
     )
-    client = make_client(standin.base_url, standin.client_ssl_context())
+    client = make_client(standin)
     async with client.aio.live.connect(model=MODEL, config=config) as session:
         await session.send_realtime_input(text="hi")
         turn = await collect_turn(session)
@@ -317,16 +261,7 @@ async def test_text_turn_streams_audio_and_transcript_then_ends_with_usage(
     assert [(d.modality, d.token_count) for d in usage.response_tokens_details] == [
         (types.MediaModality.AUDIO, 50)
     ]
-    assert standin.connections[0].replies[-1] == {
-        "serverContent": {"turnComplete": True, "interactionStatus": "IDLE"},
-        "usageMetadata": {
-            "promptTokenCount": 100,
-            "responseTokenCount": 50,
-            "totalTokenCount": 150,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 100}],
-            "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": 50}],
-        },
-    }
+    assert standin.connections[0].replies[-1] == IDLE_WITH_USAGE
 
 
 @pytest.mark.asyncio
@@ -350,7 +285,7 @@ async def test_turns_follow_each_other_and_queued_texts_never_interleave(
 
 @pytest.mark.asyncio
 async def test_text_modality_is_refused_with_1007(standin: StandIn) -> None:
-    client = make_client(standin.base_url, standin.client_ssl_context())
+    client = make_client(standin)
     with pytest.raises(errors.APIError) as info:
         async with client.aio.live.connect(model=MODEL, config=live_config("TEXT")):
             pass
@@ -471,16 +406,7 @@ async def test_interrupt_stops_the_reply_and_completes_the_turn(standin: StandIn
     replies = standin.connections[0].replies
     cut = replies.index({"serverContent": {"interrupted": True}})
     assert not any("usageMetadata" in reply for reply in replies[:cut])
-    assert replies[cut + 1] == {
-        "serverContent": {"turnComplete": True, "interactionStatus": "IDLE"},
-        "usageMetadata": {
-            "promptTokenCount": 100,
-            "responseTokenCount": 50,
-            "totalTokenCount": 150,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 100}],
-            "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": 50}],
-        },
-    }
+    assert replies[cut + 1] == IDLE_WITH_USAGE
     assert sum("usageMetadata" in reply for reply in replies) == 2
 
 
@@ -509,11 +435,6 @@ async def test_pushed_messages_arrive_and_tool_responses_are_recorded(standin: S
     assert record.tool_responses == [
         {"id": "call-1", "name": "lookup", "response": {"result_value": 42}}
     ]
-
-
-def function_response(call_id: str, name: str, **response: Any) -> list[types.FunctionResponse]:
-    """One function response, as the SDK sends it."""
-    return [types.FunctionResponse(id=call_id, name=name, response=response)]
 
 
 @pytest.mark.asyncio
@@ -679,7 +600,7 @@ async def test_stand_ins_sharing_a_tls_dir_share_one_ca(tmp_path: Path) -> None:
         ca, old_context = first.ca_path.read_bytes(), first.client_ssl_context()
     async with StandIn(tls_dir=tmp_path) as second:
         assert second.ca_path.read_bytes() == ca
-        client = make_client(second.base_url, old_context)  # e.g. cached by the project
+        client = make_client_for(second.base_url, old_context)  # e.g. cached by the project
         async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
             assert session.setup_complete is not None
     async with StandIn(tls_dir=tmp_path, cert_hosts=["standin.internal"]) as third:
@@ -692,8 +613,7 @@ def test_threaded_standin_serves_sync_code(tmp_path: Path) -> None:
         assert threaded.ca_path == tmp_path / "ca.pem"
 
         async def talk() -> tuple[list[types.LiveServerMessage], types.LiveServerMessage]:
-            client = make_client(threaded.base_url, threaded.client_ssl_context())
-            async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
+            async with connect(threaded) as session:
                 await session.send_realtime_input(text="from a thread")
                 turn = await collect_turn(session)
                 await asyncio.to_thread(threaded.push, {"goAway": {"timeLeft": "1s"}})
@@ -725,7 +645,7 @@ async def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
         match = re.fullmatch(r"stand-in listening on (https://127\.0\.0\.1:\d+) ca=(.+)\n", line)
         assert match, line
         assert match[2] == str(tmp_path / "ca.pem")
-        client = make_client(match[1], ssl.create_default_context(cafile=match[2]))
+        client = make_client_for(match[1], ssl.create_default_context(cafile=match[2]))
         async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
             await session.send_realtime_input(text="over the process boundary")
             turn = await collect_turn(session)

@@ -7,85 +7,33 @@ No Django here: like test_standin.py, these tests define their own fixtures.
 """
 
 import asyncio
-import contextlib
-import io
 import itertools
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from google import genai
 from google.genai import errors, types
-from PIL import Image
 
 from standin import Behaviour, ModelContext, StandIn, ThreadedStandIn
-from standin.profiles import DEFAULT_MODEL
+from tests.standin.sdk import (
+    PCM16K,
+    collect_turn,
+    connect,
+    frame,
+    handles,
+    next_message,
+    output_text,
+    refused,
+    resuming,
+    summary,
+    text_turn,
+)
 
-API_KEY = "standin-faults-test-key"
-MODEL = DEFAULT_MODEL
-PCM16K = "audio/pcm;rate=16000"
 DURATION_JSON = re.compile(r"(\d+)(\.\d{3}|\.\d{6}|\.\d{9})?s")
 CLOCK_SLACK_S = 1e-3  # asyncio may run a timer up to its clock resolution early
-
-
-@pytest_asyncio.fixture
-async def standin(tmp_path: Path) -> AsyncIterator[StandIn]:
-    """A stand-in with default behaviour on a free port, TLS files in tmp_path."""
-    async with StandIn(behaviour=Behaviour(), tls_dir=tmp_path / "tls") as server:
-        yield server
-
-
-def make_client(base_url: str, ssl_context: Any) -> genai.Client:
-    """The SDK client the project uses, pointed at the stand-in."""
-    options = types.HttpOptions(
-        base_url=base_url, api_version="v1beta", async_client_args={"ssl": ssl_context}
-    )
-    return genai.Client(api_key=API_KEY, http_options=options)
-
-
-def audio_config(resumption: types.SessionResumptionConfig | None) -> types.LiveConnectConfig:
-    """AUDIO replies with output transcription, with session resumption as given."""
-    return types.LiveConnectConfig(
-        response_modalities=[types.Modality.AUDIO],
-        output_audio_transcription=types.AudioTranscriptionConfig(),
-        session_resumption=resumption,
-    )
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    server: StandIn | ThreadedStandIn,
-    resumption: types.SessionResumptionConfig | None = None,
-) -> AsyncIterator[Any]:
-    """An SDK Live session with AUDIO replies and their transcription."""
-    client = make_client(server.base_url, server.client_ssl_context())
-    config = audio_config(resumption)
-    async with client.aio.live.connect(model=MODEL, config=config) as session:
-        yield session
-
-
-async def refused(server: StandIn, resumption: types.SessionResumptionConfig) -> errors.APIError:
-    """The error ``connect()`` raises for a setup the stand-in refuses."""
-    with pytest.raises(errors.APIError) as info:
-        async with connect(server, resumption):
-            pass
-    return info.value
-
-
-async def collect_turn(session: Any, timeout: float = 10.0) -> list[types.LiveServerMessage]:
-    """Every message up to and including turnComplete (``receive()`` stops there)."""
-    async with asyncio.timeout(timeout):
-        return [message async for message in session.receive()]
-
-
-async def next_message(session: Any, timeout: float = 5.0) -> types.LiveServerMessage:
-    """The next server message."""
-    async with asyncio.timeout(timeout), contextlib.aclosing(session.receive()) as stream:
-        return await anext(stream)
 
 
 async def receive_until_error(
@@ -112,36 +60,6 @@ async def receive_forever(
                 on_message(len(received))
 
 
-def reply_text(turn: list[types.LiveServerMessage]) -> str:
-    """The output transcription of a turn, joined."""
-    return "".join(
-        message.server_content.output_transcription.text or ""
-        for message in turn
-        if message.server_content and message.server_content.output_transcription
-    )
-
-
-def handles(messages: list[types.LiveServerMessage]) -> list[str]:
-    """The new handles of the sessionResumptionUpdates among ``messages``."""
-    return [
-        message.session_resumption_update.new_handle
-        for message in messages
-        if message.session_resumption_update
-    ]
-
-
-def summary(frames: str = "no frames", audio_s: str = "0.0") -> str:
-    """The stand-in's 'So far...' sentence."""
-    return f"So far I have received {frames} and {audio_s} s of audio."
-
-
-def jpeg(size: tuple[int, int]) -> bytes:
-    """A JPEG image made with Pillow."""
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (20, 120, 220)).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
 def duration_s(time_left: str | None) -> float:
     """A protobuf Duration JSON string as the SDK delivers it, in seconds."""
     match = DURATION_JSON.fullmatch(time_left or "")
@@ -151,10 +69,8 @@ def duration_s(time_left: str | None) -> float:
 
 async def first_session_with_context(standin: StandIn) -> str:
     """One connection that hears a frame, audio and a text; the handle after its turn."""
-    async with connect(standin, types.SessionResumptionConfig()) as session:
-        await session.send_realtime_input(
-            video=types.Blob(data=jpeg((64, 48)), mime_type="image/jpeg")
-        )
+    async with connect(standin, config=resuming()) as session:
+        await session.send_realtime_input(video=frame((64, 48)))
         # Silence: counted as audio heard, but no utterance to reply to.
         await session.send_realtime_input(audio=types.Blob(data=bytes(16000), mime_type=PCM16K))
         await session.send_realtime_input(text="one")
@@ -164,10 +80,10 @@ async def first_session_with_context(standin: StandIn) -> str:
         await session.send_realtime_input(audio=types.Blob(data=bytes(9600), mime_type=PCM16K))
         await standin.wait_for(lambda: len(standin.connections[0].audio) == 2)
 
-    assert handles(turn) == ["standin-0-0"]
+    assert handles(turn) == [("standin-0-0", True)]
     assert turn[0].session_resumption_update.resumable is True
-    assert reply_text(turn) == f'You said: "one". {summary("1 frames (latest 64x48)", "0.5")}'
-    assert handles([after]) == ["standin-0-1"]
+    assert output_text(turn) == f'You said: "one". {summary("1 frames (latest 64x48)", "0.5")}'
+    assert handles([after]) == [("standin-0-1", True)]
     return "standin-0-1"
 
 
@@ -181,18 +97,18 @@ async def test_handles_follow_setup_and_turns_and_a_handle_resumes_its_context(
     )
     assert standin.resumption_handles["standin-0-0"] == ModelContext()
 
-    async with connect(standin, types.SessionResumptionConfig(handle=handle)) as session:
-        turn = await collect_turn_after_text(session, "two")
+    async with connect(standin, config=resuming(handle)) as session:
+        turn = await text_turn(session, "two")
         after = await next_message(session)
-    async with connect(standin, types.SessionResumptionConfig()) as session:
-        fresh = await collect_turn_after_text(session, "three")
+    async with connect(standin, config=resuming()) as session:
+        fresh = await text_turn(session, "three")
 
-    assert reply_text(turn) == f'You said: "two". {summary("1 frames (latest 64x48)", "0.5")}'
-    assert handles(turn) == ["standin-1-1"]  # the turn counter continues too
-    assert handles([after]) == ["standin-1-2"]
+    assert output_text(turn) == f'You said: "two". {summary("1 frames (latest 64x48)", "0.5")}'
+    assert handles(turn) == [("standin-1-1", True)]  # the turn counter continues too
+    assert handles([after]) == [("standin-1-2", True)]
     assert standin.resumption_handles["standin-1-2"].texts == ("one", "two")
-    assert reply_text(fresh) == f'You said: "three". {summary()}'
-    assert handles(fresh) == ["standin-2-0"]
+    assert output_text(fresh) == f'You said: "three". {summary()}'
+    assert handles(fresh) == [("standin-2-0", True)]
     first, resumed, new = standin.connections
     assert (first.resumption_handle_sent, first.resumed_from) == (None, None)
     assert resumed.setup["sessionResumption"] == {"handle": handle}
@@ -201,23 +117,17 @@ async def test_handles_follow_setup_and_turns_and_a_handle_resumes_its_context(
     assert (new.resumption_handle_sent, new.resumed_from) == (None, None)
 
 
-async def collect_turn_after_text(session: Any, text: str) -> list[types.LiveServerMessage]:
-    """Send a user text and collect the turn answering it."""
-    await session.send_realtime_input(text=text)
-    return await collect_turn(session)
-
-
 @pytest.mark.asyncio
 async def test_resumption_updates_off_sends_no_handles(standin: StandIn) -> None:
     standin.behaviour.resumption_updates = False
-    async with connect(standin, types.SessionResumptionConfig()) as session:
-        turn = await collect_turn_after_text(session, "quiet")
+    async with connect(standin, config=resuming()) as session:
+        turn = await text_turn(session, "quiet")
         await standin.push({"goAway": {"timeLeft": "9s"}})  # the next message, if no handle
         pushed = await next_message(session)
 
     assert handles([*turn, pushed]) == []
     assert pushed.go_away.time_left == "9s"
-    assert reply_text(turn) == f'You said: "quiet". {summary()}'
+    assert output_text(turn) == f'You said: "quiet". {summary()}'
     assert standin.resumption_handles == {}
 
 
@@ -225,7 +135,7 @@ async def test_resumption_updates_off_sends_no_handles(standin: StandIn) -> None
 async def test_an_unknown_handle_is_refused_with_1008_and_no_setup_complete(
     standin: StandIn,
 ) -> None:
-    error = await refused(standin, types.SessionResumptionConfig(handle="made-up"))
+    error = await refused(standin, config=resuming("made-up"))
 
     assert (error.code, error.details) == (1008, "Invalid session resumption handle.")
     await standin.wait_for(lambda: standin.connections[0].closed)
@@ -242,20 +152,20 @@ async def test_an_unknown_handle_is_refused_with_1008_and_no_setup_complete(
 async def test_refuse_resumption_refuses_valid_handles_and_refuse_connections_all(
     standin: StandIn,
 ) -> None:
-    async with connect(standin, types.SessionResumptionConfig()) as session:
-        handle = handles([await next_message(session)])[0]
+    async with connect(standin, config=resuming()) as session:
+        handle, _ = handles([await next_message(session)])[0]
     assert handle in standin.resumption_handles
 
     standin.behaviour.refuse_resumption = True
-    resuming = await refused(standin, types.SessionResumptionConfig(handle=handle))
-    async with connect(standin, types.SessionResumptionConfig()) as session:
+    resumed = await refused(standin, config=resuming(handle))
+    async with connect(standin, config=resuming()) as session:
         assert session.setup_complete is not None  # new sessions are still welcome
     standin.behaviour.refuse_resumption = False
     standin.behaviour.refuse_connections = True
-    fresh = await refused(standin, types.SessionResumptionConfig())
-    valid = await refused(standin, types.SessionResumptionConfig(handle=handle))
+    fresh = await refused(standin, config=resuming())
+    valid = await refused(standin, config=resuming(handle))
 
-    assert (resuming.code, resuming.details) == (1008, "Invalid session resumption handle.")
+    assert (resumed.code, resumed.details) == (1008, "Invalid session resumption handle.")
     assert (fresh.code, fresh.details) == (1011, "Service unavailable.")
     assert (valid.code, valid.details) == (1011, "Service unavailable.")
     await standin.wait_for(lambda: all(c.closed for c in standin.connections))
@@ -294,10 +204,10 @@ async def test_go_away_without_close_leaves_the_connection_open(standin: StandIn
         await next_message(session)
         with pytest.raises(TimeoutError):  # no close comes when the 0.05 s are up
             await next_message(session, timeout=0.2)
-        turn = await collect_turn_after_text(session, "still here")
+        turn = await text_turn(session, "still here")
 
     assert message.go_away.time_left == "2s"
-    assert reply_text(turn) == f'You said: "still here". {summary()}'
+    assert output_text(turn) == f'You said: "still here". {summary()}'
     await standin.wait_for(lambda: standin.connections[0].closed)
     assert standin.connections[0].close_code == 1000  # closed by the client
 
@@ -331,7 +241,7 @@ async def test_abort_mid_turn_drops_the_connection_after_some_of_the_turn(
     assert error.code == 1006  # no close frame: an abnormal closure
     assert len(received) == 2  # the first audio chunk and the first transcription fragment
     assert received[0].server_content.model_turn.parts[0].inline_data.data
-    assert reply_text(received) == "You said: "
+    assert output_text(received) == "You said: "
     assert not any(m.server_content.turn_complete for m in received)
     await standin.wait_for(lambda: standin.connections[0].closed)
     record = standin.connections[0]
@@ -474,11 +384,11 @@ async def test_reply_delay_s_holds_each_reply_back_and_chunk_interval_s_paces_it
         # ...and then the whole reply comes.
         turn = await collect_turn(session)
         standin.behaviour.reply_delay_s = standin.behaviour.chunk_interval_s = 0.0
-        quick = await collect_turn_after_text(session, "quick")
+        quick = await text_turn(session, "quick")
 
     expected = f'You said: "slow one two three four five six". {summary()}'
-    assert reply_text(turn) == expected
-    assert reply_text(quick) == f'You said: "quick". {summary()}'
+    assert output_text(turn) == expected
+    assert output_text(quick) == f'You said: "quick". {summary()}'
     record = standin.connections[0]
     parts = len([m for m in turn if m.server_content and m.server_content.model_turn])
     assert parts > 2

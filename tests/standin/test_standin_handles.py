@@ -6,11 +6,9 @@ deadline expired the conversation or the handle's lifetime passed (1007).
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from google.genai import errors
 
 from standin import Behaviour, StandIn, ThreadedStandIn
@@ -27,13 +25,6 @@ from tests.standin.sdk import (
 
 MODEL = "gemini-3.8-live"
 EXPIRED = "Session resumption handle has expired."
-
-
-@pytest_asyncio.fixture
-async def standin(tmp_path: Path) -> AsyncIterator[StandIn]:
-    """A stand-in with default behaviour on a free port, TLS files in tmp_path."""
-    async with StandIn(behaviour=Behaviour(), tls_dir=tmp_path / "tls") as server:
-        yield server
 
 
 @pytest.mark.asyncio

@@ -1,27 +1,18 @@
 """The stand-in's pure media helpers, checked against Pillow and numpy (test-only deps)."""
 
 import base64
-import io
 import struct
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from standin import media
+from tests.standin.sdk import image, pcm_tone
 
 
-def encoded_image(size: tuple[int, int], fmt: str, mode: str = "RGB", **options: object) -> bytes:
-    """An image of ``size`` saved by Pillow."""
-    buffer = io.BytesIO()
-    Image.new(mode, size, (30, 160, 90, 255)[: len(mode)]).save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def sine(freq: float, seconds: float, rate: int = 16000, amplitude: float = 10000.0) -> bytes:
+def sine(freq: float, seconds: float) -> bytes:
     """PCM16LE sine computed with numpy, independently of the code under test."""
-    t = np.arange(int(rate * seconds)) / rate
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()
+    return pcm_tone(freq, seconds, amplitude=10000.0)
 
 
 @pytest.mark.parametrize(
@@ -34,19 +25,19 @@ def sine(freq: float, seconds: float, rate: int = 16000, amplitude: float = 1000
     ],
 )
 def test_jpeg_dimensions_match_pillow(size: tuple[int, int], options: dict[str, object]) -> None:
-    data = encoded_image(size, "JPEG", **options)
+    data = image(size, "JPEG", **options)
     assert media.jpeg_dimensions(data) == size
     assert media.image_dimensions(data) == size
 
 
 def test_jpeg_with_fill_bytes_between_segments() -> None:
-    data = encoded_image((200, 100), "JPEG")
+    data = image((200, 100), "JPEG")
     padded = data[:2] + b"\xff\xff\xff" + data[2:]
     assert media.jpeg_dimensions(padded) == (200, 100)
 
 
 def test_truncated_or_bad_jpeg_gives_none_never_an_exception() -> None:
-    data = encoded_image((300, 200), "JPEG")
+    data = image((300, 200), "JPEG")
     sof = data.index(b"\xff\xc0")
     for cut in range(len(data) + 1):
         expected = (300, 200) if cut >= sof + 9 else None
@@ -62,8 +53,8 @@ def test_truncated_or_bad_jpeg_gives_none_never_an_exception() -> None:
 
 
 def test_png_dimensions_from_pillow_and_by_hand() -> None:
-    assert media.png_dimensions(encoded_image((77, 33), "PNG")) == (77, 33)
-    assert media.image_dimensions(encoded_image((5, 4000), "PNG", mode="RGBA")) == (5, 4000)
+    assert media.png_dimensions(image((77, 33), "PNG")) == (77, 33)
+    assert media.image_dimensions(image((5, 4000), "PNG", mode="RGBA")) == (5, 4000)
     handmade = media.PNG_SIGNATURE + struct.pack(">I4sII", 13, b"IHDR", 70000, 2)
     assert media.png_dimensions(handmade) == (70000, 2)
     assert media.png_dimensions(handmade[:23]) is None
@@ -75,13 +66,13 @@ def test_png_dimensions_from_pillow_and_by_hand() -> None:
     [("RGB", {"quality": 50}), ("RGB", {"lossless": True}), ("RGBA", {"quality": 50})],
 )
 def test_webp_dimensions(mode: str, options: dict[str, object]) -> None:
-    data = encoded_image((413, 207), "WEBP", mode=mode, **options)
+    data = image((413, 207), "WEBP", mode=mode, **options)
     assert media.image_dimensions(data) == (413, 207)
     assert media.image_dimensions(data[:20]) is None
 
 
 def test_gif_dimensions() -> None:
-    assert media.image_dimensions(encoded_image((48, 17), "GIF")) == (48, 17)
+    assert media.image_dimensions(image((48, 17), "GIF")) == (48, 17)
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 256, 257, 258, 256 * 3])

@@ -6,16 +6,13 @@ coverage decides which frames count toward the synthetic model's context.
 """
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from google.genai import types
 from websockets.exceptions import ConnectionClosedError
 
-from standin import Behaviour, StandIn
+from standin import StandIn
 from standin.profiles import DEFAULT_MODEL, PROFILES, RETIRED
 from tests.standin.sdk import (
     FOUR_MODELS,
@@ -36,13 +33,6 @@ from tests.standin.sdk import (
 )
 
 NOT_FOUND = "is not found for API version v1beta, or is not supported for bidiGenerateContent."
-
-
-@pytest_asyncio.fixture
-async def standin(tmp_path: Path) -> AsyncIterator[StandIn]:
-    """A stand-in with default behaviour on a free port, TLS files in tmp_path."""
-    async with StandIn(behaviour=Behaviour(), tls_dir=tmp_path / "tls") as server:
-        yield server
 
 
 def test_the_four_profiles_and_the_retired_ids() -> None:

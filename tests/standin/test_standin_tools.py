@@ -5,20 +5,18 @@ response's scheduling (SILENT, WHEN_IDLE, INTERRUPT) decides what follows. While
 pending, every session resumption handle is ``resumable: false`` and cannot be resumed.
 """
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from google.genai import types
 
-from standin import Behaviour, StandIn
+from standin import StandIn
 from tests.standin.sdk import (
     BLOCKING_MODEL,
     audio_config,
     collect_turn,
     connect,
+    function_response,
     handles,
     kinds,
     next_message,
@@ -30,19 +28,6 @@ from tests.standin.sdk import (
 )
 
 THREE_EIGHT, LEGACY = "gemini-3.8-live", "gemini-3.1-flash-live-preview"
-
-
-@pytest_asyncio.fixture
-async def standin(tmp_path: Path) -> AsyncIterator[StandIn]:
-    """A stand-in with default behaviour on a free port, TLS files in tmp_path."""
-    async with StandIn(behaviour=Behaviour(), tls_dir=tmp_path / "tls") as server:
-        yield server
-
-
-def answer(call_id: str, name: str, scheduling: str | None = None, **result: Any) -> list[Any]:
-    """One function response, scheduled as given."""
-    when = types.FunctionResponseScheduling(scheduling) if scheduling else None
-    return [types.FunctionResponse(id=call_id, name=name, response=result, scheduling=when)]
 
 
 def updates(replies: list[dict[str, Any]]) -> list[tuple[str, bool]]:
@@ -65,7 +50,9 @@ async def test_a_non_blocking_call_lets_the_turn_go_on_and_the_answer_comes_when
         calling = await text_turn(session, "note: Standup | at 10:30")
         await standin.wait_for(lambda: len(updates(standin.connections[0].replies)) == 3)
         [call] = next(m for m in calling if m.tool_call).tool_call.function_calls
-        await session.send_tool_response(function_responses=answer(call.id, "save_note", ok=True))
+        await session.send_tool_response(
+            function_responses=function_response(call.id, "save_note", ok=True)
+        )
         answered = await collect_turn(session)
         await standin.wait_for(lambda: len(updates(standin.connections[0].replies)) == 4)
 
@@ -99,7 +86,7 @@ async def test_a_silent_response_is_recorded_only(standin: StandIn) -> None:
         message = await next_message(session)
         assert handles([await next_message(session)]) == [("standin-0-0.1", False)]
         await session.send_tool_response(
-            function_responses=answer(call_id, "lookup", "SILENT", n=1)
+            function_responses=function_response(call_id, "lookup", "SILENT", n=1)
         )
         resumable = await next_message(session)  # settled: the session may be resumed again
         turn = await text_turn(session, "anything new?")
@@ -129,7 +116,7 @@ async def test_an_interrupt_response_cuts_the_turn_playing(standin: StandIn) -> 
         async for message in session.receive():
             cut.append(message)
             if message.tool_call:
-                response = answer(call_id, "lookup", "INTERRUPT", found=3)
+                response = function_response(call_id, "lookup", "INTERRUPT", found=3)
                 await session.send_tool_response(function_responses=response)
         standin.behaviour.chunk_interval_s = 0.0
         reply = await collect_turn(session)
@@ -152,7 +139,7 @@ async def test_a_when_idle_response_waits_for_the_turn_playing(standin: StandIn)
         await session.send_realtime_input(text="talk to me")
         first = await next_message(session)
         call_id = await standin.call_tool("lookup", {})
-        response = answer(call_id, "lookup", "WHEN_IDLE", found=1)
+        response = function_response(call_id, "lookup", "WHEN_IDLE", found=1)
         await session.send_tool_response(function_responses=response)
         talk = [first, *await collect_turn(session)]
         reply = await collect_turn(session)
@@ -176,7 +163,9 @@ async def test_blocking_calls_hold_the_reply_and_ignore_scheduling(
             "toolCall": {"functionCalls": [{"id": call.id, "name": "save_note", "args": args}]}
         }
         # SILENT applies to non-blocking calls only: a blocking call's reply comes anyway.
-        await session.send_tool_response(function_responses=answer(call.id, "save_note", "SILENT"))
+        await session.send_tool_response(
+            function_responses=function_response(call.id, "save_note", "SILENT")
+        )
         reply = await collect_turn(session)
 
     assert output_text(reply) == "Function save_note returned {}."
@@ -221,7 +210,9 @@ async def test_go_away_while_a_call_is_pending_and_the_response_on_the_next_conn
         await standin.go_away(5.0)
         received = [await next_message(old) for _ in range(3)]
         async with connect(standin, THREE_EIGHT, resuming(before)) as new:
-            await new.send_tool_response(function_responses=answer(call_id, "lookup", v=2))
+            await new.send_tool_response(
+                function_responses=function_response(call_id, "lookup", v=2)
+            )
             reply = await collect_turn(new)
 
     assert received[0].tool_call.function_calls[0].id == call_id

@@ -7,15 +7,12 @@ frames can be scripted, and the real SDK's reaction to them is shown.
 """
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from google.genai import types
 
-from standin import Behaviour, StandIn
+from standin import StandIn
 from standin.profiles import PROFILES
 from tests.standin.sdk import (
     FOUR_MODELS,
@@ -34,13 +31,6 @@ from tests.standin.sdk import (
 )
 
 THREE_EIGHT, NATIVE = "gemini-3.8-live", "gemini-2.5-flash-native-audio-preview-12-2025"
-
-
-@pytest_asyncio.fixture
-async def standin(tmp_path: Path) -> AsyncIterator[StandIn]:
-    """A stand-in with default behaviour on a free port, TLS files in tmp_path."""
-    async with StandIn(behaviour=Behaviour(), tls_dir=tmp_path / "tls") as server:
-        yield server
 
 
 def slow(standin: StandIn) -> None:
