@@ -19,7 +19,6 @@ from typing import Any, cast
 from asgiref.typing import WebSocketReceiveEvent
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 from django.contrib.auth.models import User
 
 from sessions_app import control, protocol
@@ -27,7 +26,7 @@ from sessions_app.events_log import log_event
 from sessions_app.models import LiveSession
 from sessions_app.outbound import Hello, encode, error
 from sessions_app.protocol import ClientError, CloseCode, ErrorCode, ProtocolError
-from sessions_app.ratelimit import ConnectionLimiter, MalformedBudget, RateLimits, Verdict
+from sessions_app.ratelimit import ConnectionLimiter, MalformedBudget, Verdict
 from sessions_app.services import SessionRefused
 from sessions_app.session.conversation import Conversation, SessionFailed
 from sessions_app.session.endings import (
@@ -35,6 +34,7 @@ from sessions_app.session.endings import (
     INTERNAL_ERROR_MESSAGE,
     ending,
 )
+from sessions_app.share_config import ShareConfig
 
 EndReason = LiveSession.EndReason
 REFUSAL_CODES: dict[str, ErrorCode] = {
@@ -43,27 +43,6 @@ REFUSAL_CODES: dict[str, ErrorCode] = {
 }
 
 logger = logging.getLogger(__name__)
-
-
-def limits_from_settings() -> protocol.Limits:
-    """What the browser may send, from settings."""
-    return protocol.Limits(
-        max_message_bytes=settings.SHARE_MAX_MESSAGE_BYTES,
-        max_text_chars=settings.SHARE_MAX_TEXT_CHARS,
-        voices=tuple(settings.GEMINI_VOICES),
-        default_voice=settings.GEMINI_DEFAULT_VOICE,
-    )
-
-
-def rate_limits_from_settings() -> RateLimits:
-    """How fast a browser may send, from settings."""
-    return RateLimits(
-        audio_rate_factor=settings.SHARE_AUDIO_RATE_FACTOR,
-        frames_per_s=settings.SHARE_MAX_FRAMES_PER_S,
-        texts_per_min=settings.SHARE_MAX_TEXTS_PER_MIN,
-        flood_close_s=settings.SHARE_FLOOD_CLOSE_S,
-        malformed_per_min=settings.SHARE_MAX_MALFORMED_PER_MIN,
-    )
 
 
 RATE_NAMES = {
@@ -142,8 +121,9 @@ class ShareConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_active:
             await self.close(code=CloseCode.UNAUTHENTICATED)
             return
-        self.limits = limits = limits_from_settings()
-        rate_limits = rate_limits_from_settings()
+        self.config = config = ShareConfig.from_settings()
+        self.limits = limits = config.messages
+        rate_limits = config.rates
         self.limiter = ConnectionLimiter(rate_limits)
         self.malformed = MalformedBudget(rate_limits.malformed_per_min)
         await self.send_text(
@@ -152,7 +132,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
                     voices=list(limits.voices),
                     default_voice=limits.default_voice,
                     max_message_bytes=limits.max_message_bytes,
-                    offline_demo=not settings.GEMINI_API_KEY,
+                    offline_demo=config.offline_demo,
                 )
             )
         )
@@ -274,6 +254,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 start=start,
                 user_agent=self._header("user-agent"),
                 browser=self,
+                limits=self.config.sessions,
             )
         except SessionRefused as exc:
             log_event(

@@ -37,7 +37,7 @@ class Endpoint:
 
 def endpoint_for(config: LiveConfig) -> Endpoint:
     """The configured endpoint; without an API key, the built-in offline stand-in."""
-    if config.api_key:
+    if not config.offline_demo:
         return Endpoint(
             api_key=config.api_key,
             api_version=config.api_version,

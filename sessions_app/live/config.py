@@ -44,6 +44,11 @@ class LiveConfig:
     reconnect_delays_s: tuple[float, ...]
     switch_margin_s: float
 
+    @property
+    def offline_demo(self) -> bool:
+        """Whether the built-in offline stand-in answers: there is no API key."""
+        return not self.api_key
+
     @classmethod
     def from_settings(cls) -> "LiveConfig":
         """The GEMINI_* settings as they are now."""

@@ -11,11 +11,9 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
@@ -49,6 +47,7 @@ from sessions_app.outbound import error as error_message
 from sessions_app.session import tools
 from sessions_app.session.endings import INTERNAL_ERROR_MESSAGE, ending
 from sessions_app.session.recorder import SessionRecorder
+from sessions_app.share_config import SessionLimits
 
 logger = logging.getLogger(__name__)
 
@@ -80,30 +79,6 @@ class SessionFailed(Exception):
         super().__init__(failure.message)
         self.failure = failure
         self.end_reason = end_reason
-
-
-@dataclass(frozen=True)
-class SessionLimits:
-    """Per-session limits; 0 turns one off."""
-
-    max_session_s: float
-    idle_timeout_s: float
-    max_per_user: int
-    max_per_worker: int
-    heartbeat_s: float
-    stale_after_s: float
-
-
-def session_limits_from_settings() -> SessionLimits:
-    """The configured limits."""
-    return SessionLimits(
-        max_session_s=settings.SHARE_MAX_SESSION_S,
-        idle_timeout_s=settings.SHARE_IDLE_TIMEOUT_S,
-        max_per_user=settings.SHARE_MAX_SESSIONS_PER_USER,
-        max_per_worker=settings.SHARE_MAX_SESSIONS_PER_WORKER,
-        heartbeat_s=settings.SHARE_HEARTBEAT_S,
-        stale_after_s=settings.SHARE_STALE_AFTER_S,
-    )
 
 
 class Browser(Protocol):
@@ -156,14 +131,19 @@ class Conversation:
 
     @classmethod
     async def start(
-        cls, *, user: User, start: protocol.Start, user_agent: str, browser: Browser
+        cls,
+        *,
+        user: User,
+        start: protocol.Start,
+        user_agent: str,
+        browser: Browser,
+        limits: SessionLimits,
     ) -> "Conversation":
         """Create the session row and connect upstream.
 
         Raises SessionRefused past a limit and SessionFailed if the session cannot be
         opened; both are stored on the session row.
         """
-        limits = session_limits_from_settings()
         config = LiveConfig.from_settings()
         refuse = None
         if limits.max_per_worker and len(_live) >= limits.max_per_worker:
