@@ -54,17 +54,8 @@ def arrived(report_: Report) -> dict[tuple[int, str], set[int]]:
     return seqs
 
 
-@pytest.mark.timeout(300)
-def test_two_sessions_for_five_seconds_lose_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    recorded = Recorded(monkeypatch)
-    data = asyncio.run(
-        run_all(
-            configs=["direct", "bare", "site"], levels=[2], seconds=5.0,
-            workdir=tmp_path / "bench", log=lambda line: None,
-        )
-    )  # fmt: skip
+def check_summaries(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every configuration ran, opened both sessions and lost nothing; by config name."""
     assert data["skipped"] == {}
     by_config = {result["config"]: result for result in data["results"]}
     assert sorted(by_config) == ["bare", "direct", "site", "site-goaway"]
@@ -74,43 +65,61 @@ def test_two_sessions_for_five_seconds_lose_nothing(
         assert (result["up_lost"], result["down_lost"]) == (0, 0), name
         assert result["up_ms"]["p50"] is not None, name
         assert result["down_ms"]["p50"] is not None, name
+    return by_config
 
-    # What the receiving ends counted, level by level.
-    assert sorted(level.config for level, _, _ in recorded.levels) == sorted(by_config)
-    for level, standin_report, users in recorded.levels:
-        name = level.config
-        seqs = arrived(standin_report)
-        assert sorted(user.tag for user in users) == [1, 2], name
-        assert {tag for tag, _ in seqs} == {1, 2}, name
-        for user in users:
-            # Upstream: every audio chunk of the run (100 ms each, in real time) and a
-            # frame about every second reached the stand-in, each of them once or more;
-            # nothing arrived that was not sent.
-            chunks = round(level.seconds / loadgen.CHUNK_S)
-            assert seqs[(user.tag, "audio")] == set(range(chunks)), name
-            frames = seqs[(user.tag, "frame")]
-            assert len(frames) >= level.seconds - 1, name
-            for kind, count in user.result.sent.items():
-                assert seqs[(user.tag, kind)] == set(range(count)), (name, kind)
-            # Downstream: the session's receiver counted the model's speech arriving.
-            assert user.result.down_received > 0, name
-            assert user.result.ended, name
-        # Every stamped chunk of speech the stand-in sent was counted by a receiver.
-        assert standin_report.sent_down > 0, name
-        assert sum(user.result.down_received for user in users) == standin_report.sent_down
-        if name == "site-goaway":
-            # The hand-over happened: each session's input reached a second connection.
-            assert len(standin_report.go_aways) >= 2, name
-            first_conn: dict[int, int] = {}
-            for _kind, tag, _seq, _latency, conn, _at in sorted(
-                standin_report.arrivals, key=lambda a: a[5]
-            ):
-                first_conn.setdefault(tag, conn)
-            for tag, conn in first_conn.items():
-                assert any(
-                    t == tag and c != conn for _k, t, _s, _l, c, _a in standin_report.arrivals
-                ), tag
 
+def check_user_arrivals(
+    level: run.LevelResult, seqs: dict[tuple[int, str], set[int]], user: loadgen.SimUser
+) -> None:
+    """What one simulated user sent reached the stand-in; what it was sent, it counted."""
+    name = level.config
+    # Upstream: every audio chunk of the run (100 ms each, in real time) and a
+    # frame about every second reached the stand-in, each of them once or more;
+    # nothing arrived that was not sent.
+    chunks = round(level.seconds / loadgen.CHUNK_S)
+    assert seqs[(user.tag, "audio")] == set(range(chunks)), name
+    frames = seqs[(user.tag, "frame")]
+    assert len(frames) >= level.seconds - 1, name
+    for kind, count in user.result.sent.items():
+        assert seqs[(user.tag, kind)] == set(range(count)), (name, kind)
+    # Downstream: the session's receiver counted the model's speech arriving.
+    assert user.result.down_received > 0, name
+    assert user.result.ended, name
+
+
+def check_go_away_hand_over(standin_report: Report, name: str) -> None:
+    """The hand-over happened: each session's input reached a second connection."""
+    assert len(standin_report.go_aways) >= 2, name
+    first_conn: dict[int, int] = {}
+    for _kind, tag, _seq, _latency, conn, _at in sorted(
+        standin_report.arrivals, key=lambda a: a[5]
+    ):
+        first_conn.setdefault(tag, conn)
+    for tag, conn in first_conn.items():
+        assert any(t == tag and c != conn for _k, t, _s, _l, c, _a in standin_report.arrivals), tag
+
+
+def check_level(
+    level: run.LevelResult, standin_report: Report, users: list[loadgen.SimUser]
+) -> None:
+    """What the receiving ends counted at one level."""
+    name = level.config
+    seqs = arrived(standin_report)
+    assert sorted(user.tag for user in users) == [1, 2], name
+    assert {tag for tag, _ in seqs} == {1, 2}, name
+    for user in users:
+        check_user_arrivals(level, seqs, user)
+    # Every stamped chunk of speech the stand-in sent was counted by a receiver.
+    assert standin_report.sent_down > 0, name
+    assert sum(user.result.down_received for user in users) == standin_report.sent_down
+    if name == "site-goaway":
+        check_go_away_hand_over(standin_report, name)
+
+
+def check_site_and_report(
+    data: dict[str, Any], by_config: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The site's own measurements, and the report written from the run."""
     site = by_config["site"]
     assert site["worker_cpu_pct"] is not None
     assert site["worker_peak_rss_mb"] > 0
@@ -124,3 +133,24 @@ def test_two_sessions_for_five_seconds_lose_nothing(
         assert heading in text
     assert (out.parent / "bench-latency.png").stat().st_size > 0
     assert (out.parent / "bench-cpu.png").stat().st_size > 0
+
+
+@pytest.mark.timeout(300)
+def test_two_sessions_for_five_seconds_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = Recorded(monkeypatch)
+    data = asyncio.run(
+        run_all(
+            configs=["direct", "bare", "site"], levels=[2], seconds=5.0,
+            workdir=tmp_path / "bench", log=lambda line: None,
+        )
+    )  # fmt: skip
+    by_config = check_summaries(data)
+
+    # What the receiving ends counted, level by level.
+    assert sorted(level.config for level, _, _ in recorded.levels) == sorted(by_config)
+    for level, standin_report, users in recorded.levels:
+        check_level(level, standin_report, users)
+
+    check_site_and_report(data, by_config, tmp_path)

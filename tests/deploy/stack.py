@@ -59,6 +59,47 @@ def venv_path() -> str:
     return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+def _render_marked_line(
+    what: str,
+    line: str,
+    *,
+    first: bool,
+    workers: Sequence[str],
+    listen: str,
+    tls_dir: Path,
+    static_root: Path,
+    access_log: Path,
+) -> list[str]:
+    """The lines that replace one ``what``-marked line of deploy/nginx.conf.
+
+    ``first`` says whether this is the first line with its marker: only the first
+    ``worker`` line is kept (repeated for each address), later ones render to nothing.
+    """
+    indent = line[: len(line) - len(line.lstrip())]
+    if what == "worker":
+        if not first:
+            return []
+        params = re.fullmatch(r"\s*server\s+\S+(?P<rest>[^;]*);.*", line)
+        if params is None:
+            raise ValueError(f"not an upstream server line: {line!r}")
+        return [f"{indent}server {address}{params['rest']};" for address in workers]
+    if what == "listen":
+        return [f"{indent}listen {listen};"]
+    if what == "tls":
+        pattern = re.fullmatch(r"\s*include\s+\S+/(?P<glob>[^/;]+);.*", line)
+        if pattern is None:
+            raise ValueError(f"not an include line: {line!r}")
+        return [f"{indent}include {tls_dir}/{pattern['glob']};"]
+    if what == "static":
+        return [f"{indent}alias {static_root}/;"]
+    if what == "access-log":
+        fmt = re.search(r"access_log\s+\S+\s+(?P<format>[\w-]+)\s*;", line)
+        if fmt is None:
+            raise ValueError(f"access_log line without a log format: {line!r}")
+        return [f"{indent}access_log {access_log} {fmt['format']};"]
+    raise ValueError(f"unknown marker {what!r} in {SITE_CONF}")
+
+
 def render_site_config(
     text: str,
     *,
@@ -85,29 +126,16 @@ def render_site_config(
             continue
         what = match["what"]
         seen[what] = seen.get(what, 0) + 1
-        indent = line[: len(line) - len(line.lstrip())]
-        if what == "worker":
-            if seen[what] == 1:
-                params = re.fullmatch(r"\s*server\s+\S+(?P<rest>[^;]*);.*", line)
-                if params is None:
-                    raise ValueError(f"not an upstream server line: {line!r}")
-                out += [f"{indent}server {address}{params['rest']};" for address in workers]
-        elif what == "listen":
-            out.append(f"{indent}listen {listen};")
-        elif what == "tls":
-            pattern = re.fullmatch(r"\s*include\s+\S+/(?P<glob>[^/;]+);.*", line)
-            if pattern is None:
-                raise ValueError(f"not an include line: {line!r}")
-            out.append(f"{indent}include {tls_dir}/{pattern['glob']};")
-        elif what == "static":
-            out.append(f"{indent}alias {static_root}/;")
-        elif what == "access-log":
-            fmt = re.search(r"access_log\s+\S+\s+(?P<format>[\w-]+)\s*;", line)
-            if fmt is None:
-                raise ValueError(f"access_log line without a log format: {line!r}")
-            out.append(f"{indent}access_log {access_log} {fmt['format']};")
-        else:
-            raise ValueError(f"unknown marker {what!r} in {SITE_CONF}")
+        out += _render_marked_line(
+            what,
+            line,
+            first=seen[what] == 1,
+            workers=workers,
+            listen=listen,
+            tls_dir=tls_dir,
+            static_root=static_root,
+            access_log=access_log,
+        )
     counts = {what: seen.get(what, 0) for what in ("worker", *SINGLE_MARKERS)}
     if counts["worker"] < 1 or any(counts[what] != 1 for what in SINGLE_MARKERS):
         raise ValueError(f"{SITE_CONF} must mark its lines for the test once each: {counts}")

@@ -46,22 +46,10 @@ def address(worker: DaphneWorker) -> str:
     return f"127.0.0.1:{worker.port}"
 
 
-async def test_a_browser_session_through_nginx(
-    nginx: Nginx, workers: list[DaphneWorker], static_root: Path, user: Any, admin_user: Any
+async def check_static_through_nginx(
+    nginx: Nginx, workers: list[DaphneWorker], static_root: Path, alice: WebClient
 ) -> None:
-    # This browser forges the proxy headers. nginx overwrites X-Forwarded-Proto (were
-    # "https" believed, the log-in form's CSRF check would fail on the http Origin) and
-    # appends the address it saw to X-Forwarded-For, which Django takes as the client's.
-    forged = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
-    alice = WebClient(nginx.url, extra_headers=forged)
-    await asyncio.to_thread(alice.login, *ALICE)
-    logins = await database_sync_to_async(
-        lambda: list(
-            AccessLog.objects.filter(username="alice").values_list("ip_address", flat=True)
-        )
-    )()
-    assert logins == ["127.0.0.1"]
-
+    """The share page and its stylesheet, served by nginx rather than the workers."""
     # The share page, and its stylesheet from nginx's disk with the cache headers.
     page = await asyncio.to_thread(alice.get, "/")
     assert page.status == 200
@@ -83,6 +71,11 @@ async def test_a_browser_session_through_nginx(
     direct = await asyncio.to_thread(alice.request, "/static/css/site.css", None, workers[0].url)
     assert direct.status == 404
 
+
+async def check_round_robin_and_health(
+    nginx: Nginx, workers: list[DaphneWorker], alice: WebClient
+) -> None:
+    """Pages come from both workers, and /healthz answers through nginx."""
     # Round robin without stickiness: the logged-in browser's pages come from both workers.
     before = len(nginx.access_lines())
     for _ in range(4):
@@ -96,6 +89,11 @@ async def test_a_browser_session_through_nginx(
     assert health.status == 200
     assert json.loads(health.body) == {"status": "ok", "database": "ok", "channel_layer": "ok"}
 
+
+async def run_live_session_and_check(
+    nginx: Nginx, alice: WebClient
+) -> tuple[str, list[tuple[str, str, str]]]:
+    """A live session through nginx; return its id and stored transcript lines."""
     # A short live session over the WebSocket through nginx, against the stand-in.
     ws = await open_share_socket(nginx, alice)
     session_id = await start_live(ws)
@@ -109,7 +107,13 @@ async def test_a_browser_session_through_nginx(
     assert lines[0] == ("user", "typed", "hello through nginx")
     assert lines[1][:2] == ("model", "speech")
     assert lines[1][2]
+    return session_id, lines
 
+
+async def check_admin_transcript(
+    nginx: Nginx, session_id: str, lines: list[tuple[str, str, str]]
+) -> None:
+    """The session's transcript as the admin shows it through nginx."""
     # The transcript in the admin, through nginx, as a superuser who logged in by the form.
     admin = WebClient(nginx.url)
     await asyncio.to_thread(admin.login, *ADMIN)
@@ -118,6 +122,28 @@ async def test_a_browser_session_through_nginx(
     assert escape("hello through nginx") in change.text
     assert escape(lines[1][2]) in change.text
     assert "Stopped by the user" in change.text
+
+
+async def test_a_browser_session_through_nginx(
+    nginx: Nginx, workers: list[DaphneWorker], static_root: Path, user: Any, admin_user: Any
+) -> None:
+    # This browser forges the proxy headers. nginx overwrites X-Forwarded-Proto (were
+    # "https" believed, the log-in form's CSRF check would fail on the http Origin) and
+    # appends the address it saw to X-Forwarded-For, which Django takes as the client's.
+    forged = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    alice = WebClient(nginx.url, extra_headers=forged)
+    await asyncio.to_thread(alice.login, *ALICE)
+    logins = await database_sync_to_async(
+        lambda: list(
+            AccessLog.objects.filter(username="alice").values_list("ip_address", flat=True)
+        )
+    )()
+    assert logins == ["127.0.0.1"]
+
+    await check_static_through_nginx(nginx, workers, static_root, alice)
+    await check_round_robin_and_health(nginx, workers, alice)
+    session_id, lines = await run_live_session_and_check(nginx, alice)
+    await check_admin_transcript(nginx, session_id, lines)
 
 
 async def test_the_admin_action_through_nginx_ends_a_session_held_by_the_other_worker(

@@ -17,27 +17,10 @@ navigator.mediaDevices.getDisplayMedia = (options) =>
 WINDOW_S = 20
 
 
-def test_static_screen_sends_few_frames_and_a_change_at_once(
-    daphne_server: str, chromium_tab_capture: Any, user: Any, e2e_standin: ThreadedStandIn
-) -> None:
-    # The stand-in hears only silence, so no reply changes the page while it holds still.
-    e2e_standin.behaviour.silence_rms = 1e9
-    context = chromium_tab_capture.new_context(
-        viewport={"width": 1280, "height": 720}, permissions=["microphone"]
-    )
-    context.add_init_script(SHARE_THIS_TAB)
-    page = context.new_page()
-    log_in(page, daphne_server, "alice", "alice-pass-123")
-    page.select_option("#mode", "text")
-    page.get_by_test_id("start").click()
-    expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live", timeout=15000)
-    page.get_by_test_id("mic-toggle").click()  # a silent, still page
-    notice = page.get_by_test_id("notice").inner_text()
-    assert page.evaluate("window.sharePage.screen !== null"), notice
-
-    # Twenty ticks at the default 1 frame/s on the still page. The first tick after the
-    # mute has painted may still send the mute's own change (a tick compares with the last
-    # frame sent); the window starts after it.
+def check_still_window_sends_few_frames(page: Any) -> None:
+    """Twenty ticks at the default 1 frame/s on the still page send keyframes alone."""
+    # The first tick after the mute has painted may still send the mute's own change (a
+    # tick compares with the last frame sent); the window starts after it.
     painted = page.evaluate(
         "new Promise(done => requestAnimationFrame(() => requestAnimationFrame("
         "() => done(performance.now()))))"
@@ -62,7 +45,9 @@ def test_static_screen_sends_few_frames_and_a_change_at_once(
     assert sent <= 0.2 * WINDOW_S, ticks
     assert all(tick["keyframe"] for tick in ticks if tick["sent"]), ticks
 
-    # Change the screen: the very next tick (1 s at 1 frame/s) sends a frame.
+
+def check_a_change_is_sent_at_once(page: Any, e2e_standin: ThreadedStandIn) -> None:
+    """Change the screen: the very next tick (1 s at 1 frame/s) sends a frame."""
     frames_before = len(e2e_standin.connections[-1].frames)
     changed_at = page.evaluate("""() => {
         const cover = document.createElement('div');
@@ -78,4 +63,26 @@ def test_static_screen_sends_few_frames_and_a_change_at_once(
     assert not next_tick["keyframe"]
     assert next_tick["changed"] > 0.5
     e2e_standin.wait_for(lambda: len(e2e_standin.connections[-1].frames) > frames_before, timeout=5)
+
+
+def test_static_screen_sends_few_frames_and_a_change_at_once(
+    daphne_server: str, chromium_tab_capture: Any, user: Any, e2e_standin: ThreadedStandIn
+) -> None:
+    # The stand-in hears only silence, so no reply changes the page while it holds still.
+    e2e_standin.behaviour.silence_rms = 1e9
+    context = chromium_tab_capture.new_context(
+        viewport={"width": 1280, "height": 720}, permissions=["microphone"]
+    )
+    context.add_init_script(SHARE_THIS_TAB)
+    page = context.new_page()
+    log_in(page, daphne_server, "alice", "alice-pass-123")
+    page.select_option("#mode", "text")
+    page.get_by_test_id("start").click()
+    expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live", timeout=15000)
+    page.get_by_test_id("mic-toggle").click()  # a silent, still page
+    notice = page.get_by_test_id("notice").inner_text()
+    assert page.evaluate("window.sharePage.screen !== null"), notice
+
+    check_still_window_sends_few_frames(page)
+    check_a_change_is_sent_at_once(page, e2e_standin)
     context.close()

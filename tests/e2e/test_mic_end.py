@@ -109,6 +109,19 @@ def audio_ends(standin: ThreadedStandIn) -> int:
     return timeline(standin.connections[0]).count("E")
 
 
+def check_one_audio_end_on_the_socket(page: Any, sockets: SocketLog) -> None:
+    """On the socket: one audio_end, sent after the last audio chunk."""
+    page.evaluate("1")  # let Playwright deliver the socket events sent so far
+    kinds = sockets.sent_kinds()
+    assert kinds.count("audio_end") == 1
+    end = kinds.index("audio_end")
+    assert "audio" in kinds[:end]
+    assert "audio" not in kinds[end:]
+    assert json.loads(sockets.sent[end]) == {"type": "audio_end"}
+    # The model spoke: voice mode does get binary frames (which text mode must not).
+    assert any(isinstance(payload, bytes) for payload in sockets.received)
+
+
 def test_muting_the_mic_ends_the_audio_stream(
     daphne_server: str, page: Any, user: Any, e2e_standin: ThreadedStandIn
 ) -> None:
@@ -144,16 +157,7 @@ def test_muting_the_mic_ends_the_audio_stream(
     assert line.endswith("E")
     assert len(connection.audio_bytes()) == 2 * sent_samples
 
-    # On the socket: one audio_end, sent after the last audio chunk.
-    page.evaluate("1")  # let Playwright deliver the socket events sent so far
-    kinds = sockets.sent_kinds()
-    assert kinds.count("audio_end") == 1
-    end = kinds.index("audio_end")
-    assert "audio" in kinds[:end]
-    assert "audio" not in kinds[end:]
-    assert json.loads(sockets.sent[end]) == {"type": "audio_end"}
-    # The model spoke: voice mode does get binary frames (which text mode must not).
-    assert any(isinstance(payload, bytes) for payload in sockets.received)
+    check_one_audio_end_on_the_socket(page, sockets)
 
     # Unmuted, audio flows again; the next mute ends it again.
     page.get_by_test_id("mic-toggle").click()

@@ -9,6 +9,19 @@ from standin import ThreadedStandIn
 from tests.e2e.conftest import ARTIFACTS, log_in
 
 
+def narrow_window_checks(page: Any) -> None:
+    """A narrow window: nothing scrolls sideways and every control stays on screen."""
+    page.set_viewport_size({"width": 380, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    for test_id in ("start", "stop", "mic-toggle", "text-input", "send-text", "status"):
+        box = page.get_by_test_id(test_id).bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 380
+    page.screenshot(path=str(ARTIFACTS / "share-page-narrow.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 720})
+
+
 def test_page_starts_a_session_and_shows_the_stored_transcript(
     daphne_server: str, page: Any, user: Any, e2e_standin: ThreadedStandIn
 ) -> None:
@@ -40,16 +53,7 @@ def test_page_starts_a_session_and_shows_the_stored_transcript(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "share-page-text.png"))
 
-    # A narrow window: nothing scrolls sideways and every control stays on screen.
-    page.set_viewport_size({"width": 380, "height": 800})
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    for test_id in ("start", "stop", "mic-toggle", "text-input", "send-text", "status"):
-        box = page.get_by_test_id(test_id).bounding_box()
-        assert box is not None
-        assert box["x"] >= 0
-        assert box["x"] + box["width"] <= 380
-    page.screenshot(path=str(ARTIFACTS / "share-page-narrow.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 720})
+    narrow_window_checks(page)
 
     # The user stops sharing from the browser's own control: the session goes on.
     page.evaluate("window.sharePage.screen.tracks[0].dispatchEvent(new Event('ended'))")

@@ -33,14 +33,8 @@ def page_lines(page: Any) -> list[tuple[str, str]]:
     )
 
 
-def test_voice_session_end_to_end(
-    daphne_server: str, page: Any, user: Any, e2e_standin: ThreadedStandIn
-) -> None:
-    first_connection = len(e2e_standin.connections)
-    log_in(page, daphne_server, "alice", "alice-pass-123")
-    page.get_by_test_id("start").click()
-    expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live", timeout=15000)
-
+def speak_then_type(page: Any) -> int:
+    """Speak, mute, then type a message; returns the audio samples the page sent."""
     # Speak: the fake microphone plays the tone; then mute, which ends the utterance.
     wait_for_js(page, "window.sharePage.stats.audioSamplesSent >= 16000 * 3", timeout=20000)
     page.get_by_test_id("mic-toggle").click()
@@ -55,11 +49,11 @@ def test_voice_session_end_to_end(
     expect(page.locator("[data-testid=transcript] .line.model.final")).to_have_count(
         2, timeout=15000
     )
+    return sent_samples
 
-    connection = e2e_standin.connections[first_connection]
-    assert connection.setup["generationConfig"]["responseModalities"] == ["AUDIO"]
-    assert connection.texts == ["Please describe my screen"]
 
+def check_audio_received(connection: Any, sent_samples: int) -> int:
+    """The audio at the stand-in; returns the samples it received."""
     # Audio: 16 kHz PCM, the tone's frequency, as many samples as the page sent: whole
     # samples in every chunk, at least the 3 s spoken before the mute, none lost or added.
     assert {mime for mime, _ in connection.audio} == {"audio/pcm;rate=16000"}
@@ -69,8 +63,11 @@ def test_voice_session_end_to_end(
     received = len(audio) // 2
     assert received == sent_samples
     assert received >= 16000 * 3
+    return received
 
-    # Frames: JPEGs with the fake screen's aspect ratio, none wider than the cap.
+
+def check_frames_received(page: Any, connection: Any) -> None:
+    """Frames: JPEGs with the fake screen's aspect ratio, none wider than the cap."""
     assert connection.frames
     for mime, data in connection.frames:
         assert mime == "image/jpeg"
@@ -80,7 +77,9 @@ def test_voice_session_end_to_end(
     frames_shown = int(page.get_by_test_id("stats").locator("[data-stat=frames-sent]").inner_text())
     assert frames_shown >= len(connection.frames)
 
-    # Barge-in: a long reply is queued in the player; the stand-in interrupts it.
+
+def check_barge_in(page: Any, e2e_standin: ThreadedStandIn) -> None:
+    """Barge-in: a long reply is queued in the player; the stand-in interrupts it."""
     interrupt_a_long_reply(page, e2e_standin)
     wait_for_js(page, "window.sharePage.player.flushes === 1", timeout=5000)
     flushed = page.evaluate(
@@ -94,12 +93,9 @@ def test_voice_session_end_to_end(
     assert flushed["queued"] == 0
     assert flushed["after"] <= 128
 
-    latency = page.get_by_test_id("stats").locator("[data-stat=latency]").inner_text()
-    assert latency.isdigit()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "share-page-live.png"))
 
-    shown = page_lines(page)
+def stop_and_check_tracks_end(page: Any) -> None:
+    """Stop the session: every screen and microphone track ends."""
     tracks = page.evaluate_handle(
         "[...window.sharePage.screen.tracks, ...window.sharePage.mic.tracks]"
     )
@@ -107,8 +103,10 @@ def test_voice_session_end_to_end(
     expect(page.get_by_test_id("status")).to_have_attribute("data-state", "ended", timeout=10000)
     assert page.evaluate("tracks => tracks.every(t => t.readyState === 'ended')", tracks)
 
+
+def check_stored_session(connection: Any, shown: list[tuple[str, str]], received: int) -> None:
+    """The database holds the transcript the page showed and the media counted."""
     session = LiveSession.objects.get()
-    connection = e2e_standin.connections[first_connection]  # a fresh snapshot
     stored = list(session.entries.values_list("role", "text"))
     assert [(role, " ".join(text.split())) for role, text in stored] == [
         (role, " ".join(text.split())) for role, text in shown
@@ -123,3 +121,30 @@ def test_voice_session_end_to_end(
     assert session.frames_received == len(connection.frames)
     # The site counted the same audio as the stand-in received: its seconds of samples.
     assert session.audio_seconds_in == pytest.approx(received / 16000)
+
+
+def test_voice_session_end_to_end(
+    daphne_server: str, page: Any, user: Any, e2e_standin: ThreadedStandIn
+) -> None:
+    first_connection = len(e2e_standin.connections)
+    log_in(page, daphne_server, "alice", "alice-pass-123")
+    page.get_by_test_id("start").click()
+    expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live", timeout=15000)
+    sent_samples = speak_then_type(page)
+
+    connection = e2e_standin.connections[first_connection]
+    assert connection.setup["generationConfig"]["responseModalities"] == ["AUDIO"]
+    assert connection.texts == ["Please describe my screen"]
+    received = check_audio_received(connection, sent_samples)
+    check_frames_received(page, connection)
+    check_barge_in(page, e2e_standin)
+
+    latency = page.get_by_test_id("stats").locator("[data-stat=latency]").inner_text()
+    assert latency.isdigit()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "share-page-live.png"))
+
+    shown = page_lines(page)
+    stop_and_check_tracks_end(page)
+    connection = e2e_standin.connections[first_connection]  # a fresh snapshot
+    check_stored_session(connection, shown, received)

@@ -205,6 +205,36 @@ def staff_who_may_view(*, may_end: bool) -> Any:
     return staff
 
 
+def check_end_now_outcome(
+    may_end: bool,
+    page: str,
+    received: list[dict[str, Any]],
+    requests: list[logging.LogRecord],
+    session: LiveSession,
+    user: Any,
+    staff: Any,
+) -> None:
+    """What the end_now action said, sent to the session's group, and logged."""
+    if not may_end:
+        assert "No action selected." in page
+        assert received == [{"type": "test.marker"}]
+        assert requests == []
+        return
+    assert "Asked 1 live session(s) to end." in page
+    assert received == [
+        {
+            "type": "session.end",
+            "session_id": str(session.pk),
+            "reason": "admin_ended",
+            "message": "An administrator ended this session.",
+        },
+        {"type": "test.marker"},
+    ]
+    [request] = requests
+    assert (request.session_id, request.user_id) == (str(session.pk), user.pk)  # type: ignore[attr-defined]
+    assert request.ev_admin_id == staff.pk  # type: ignore[attr-defined]
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("may_end", [False, True])
 async def test_end_now_is_sent_only_by_staff_with_the_end_permission(
@@ -243,24 +273,7 @@ async def test_end_now_is_sent_only_by_staff_with_the_end_permission(
     await layer.group_discard(group, watcher)
 
     requests = [r for r in caplog.records if getattr(r, "event", None) == "session_end_requested"]
-    if not may_end:
-        assert "No action selected." in page
-        assert received == [{"type": "test.marker"}]
-        assert requests == []
-        return
-    assert "Asked 1 live session(s) to end." in page
-    assert received == [
-        {
-            "type": "session.end",
-            "session_id": str(session.pk),
-            "reason": "admin_ended",
-            "message": "An administrator ended this session.",
-        },
-        {"type": "test.marker"},
-    ]
-    [request] = requests
-    assert (request.session_id, request.user_id) == (str(session.pk), user.pk)  # type: ignore[attr-defined]
-    assert request.ev_admin_id == staff.pk  # type: ignore[attr-defined]
+    check_end_now_outcome(may_end, page, received, requests, session, user, staff)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -374,6 +374,78 @@ def test_the_corpus_is_large_and_named_uniquely() -> None:
         assert len(close_case.payload) > DAPHNE_MAX_BYTES
 
 
+async def finish_bystander_and_check(bystander: Socket) -> None:
+    """The bystander talks on after the corpus, saw no error, and ended normally."""
+    await bystander.say("bystander after the corpus")
+    await bystander.stop()
+    assert not [m for m in bystander.messages if m["type"] == "error"]
+    states = [m["state"] for m in bystander.messages if m["type"] == "status"]
+    assert states == ["connecting", "live", "ended"]
+    await bystander.ws.close()
+
+
+async def check_close_cases(worker: DaphneWorker, cookie: str) -> None:
+    """Messages that closed the connection, each on a socket (and live session) of its own."""
+    close_codes = {}
+    for close_case in CLOSE_CASES:
+        socket = await Socket.open(worker, cookie, MAX_MESSAGE_BYTES)
+        session_id = await socket.start()
+        await socket.send(close_case.payload, as_text=close_case.as_text)
+        close_codes[close_case.name] = await socket.close_code()
+        session = await ended_session(session_id)
+        assert (session.status, session.end_reason) == ("ended", "client_disconnect")
+    assert close_codes == {c.name: c.close_code for c in CLOSE_CASES}
+
+
+def check_scanned_and_model_side(
+    corpus: Socket,
+    bystander: Socket,
+    upstream: ThreadedStandIn,
+    scanned_before: int,
+    leaks_before: int,
+) -> None:
+    """No key leaked to the sockets, and the model got only the corpus's good messages."""
+    # Every message the sockets received was scanned for the API key, and held none.
+    received = len(corpus.messages) + len(bystander.messages)
+    assert SCANNER.checked["ws"] - scanned_before >= received
+    assert SCANNER.leaks[leaks_before:] == []
+
+    # The model received the good messages of the corpus, and only those.
+    [model_side] = [c for c in upstream.connections if c.texts[:1] == GOOD_TEXTS[:1]]
+    assert model_side.texts == GOOD_TEXTS
+    assert sorted(mime for mime, _ in model_side.frames) == ["image/jpeg", "image/png"]
+    assert model_side.audio_bytes() == SILENCE
+
+
+async def check_stored_transcripts(
+    user: Any,
+    other_user: Any,
+    corpus_session: str,
+    bystander_session: str,
+    said_during: list[str],
+) -> None:
+    """Both transcripts are intact; the corpus stored nothing but its good texts."""
+    [(corpus_row, corpus_lines), *close_rows] = await stored_sessions(user)
+    assert str(corpus_row.pk) == corpus_session
+    assert (corpus_row.status, corpus_row.end_reason) == ("ended", "client_stop")
+    assert corpus_row.ended_at is not None
+    assert (corpus_row.response_modality, corpus_row.voice) == ("AUDIO", "Puck")
+    assert corpus_row.frames_received == 2
+    assert corpus_row.audio_seconds_in == pytest.approx(0.1)
+    assert_turns(corpus_lines, GOOD_TEXTS)
+    assert [(row.end_reason, lines) for row, lines in close_rows] == [
+        ("client_disconnect", [])
+    ] * len(CLOSE_CASES)
+
+    [(bystander_row, bystander_lines)] = await stored_sessions(other_user)
+    assert str(bystander_row.pk) == bystander_session
+    assert (bystander_row.status, bystander_row.end_reason) == ("ended", "client_stop")
+    assert_turns(
+        bystander_lines,
+        ["bystander before the corpus", *said_during, "bystander after the corpus"],
+    )
+
+
 async def test_every_malformed_message_gets_its_code_and_nobody_else_notices(
     worker: DaphneWorker, upstream: ThreadedStandIn, user: Any, other_user: Any
 ) -> None:
@@ -404,52 +476,7 @@ async def test_every_malformed_message_gets_its_code_and_nobody_else_notices(
     assert codes == expected
     assert len(said_during) >= 2
 
-    await bystander.say("bystander after the corpus")
-    await bystander.stop()
-    assert not [m for m in bystander.messages if m["type"] == "error"]
-    states = [m["state"] for m in bystander.messages if m["type"] == "status"]
-    assert states == ["connecting", "live", "ended"]
-    await bystander.ws.close()
-
-    # Messages that closed the connection, each on a socket (and live session) of its own.
-    close_codes = {}
-    for close_case in CLOSE_CASES:
-        socket = await Socket.open(worker, cookie, MAX_MESSAGE_BYTES)
-        session_id = await socket.start()
-        await socket.send(close_case.payload, as_text=close_case.as_text)
-        close_codes[close_case.name] = await socket.close_code()
-        session = await ended_session(session_id)
-        assert (session.status, session.end_reason) == ("ended", "client_disconnect")
-    assert close_codes == {c.name: c.close_code for c in CLOSE_CASES}
-
-    # Every message the sockets received was scanned for the API key, and held none.
-    received = len(corpus.messages) + len(bystander.messages)
-    assert SCANNER.checked["ws"] - scanned_before >= received
-    assert SCANNER.leaks[leaks_before:] == []
-
-    # The model received the good messages of the corpus, and only those.
-    [model_side] = [c for c in upstream.connections if c.texts[:1] == GOOD_TEXTS[:1]]
-    assert model_side.texts == GOOD_TEXTS
-    assert sorted(mime for mime, _ in model_side.frames) == ["image/jpeg", "image/png"]
-    assert model_side.audio_bytes() == SILENCE
-
-    # Both transcripts are intact; the corpus stored nothing but its good texts.
-    [(corpus_row, corpus_lines), *close_rows] = await stored_sessions(user)
-    assert str(corpus_row.pk) == corpus_session
-    assert (corpus_row.status, corpus_row.end_reason) == ("ended", "client_stop")
-    assert corpus_row.ended_at is not None
-    assert (corpus_row.response_modality, corpus_row.voice) == ("AUDIO", "Puck")
-    assert corpus_row.frames_received == 2
-    assert corpus_row.audio_seconds_in == pytest.approx(0.1)
-    assert_turns(corpus_lines, GOOD_TEXTS)
-    assert [(row.end_reason, lines) for row, lines in close_rows] == [
-        ("client_disconnect", [])
-    ] * len(CLOSE_CASES)
-
-    [(bystander_row, bystander_lines)] = await stored_sessions(other_user)
-    assert str(bystander_row.pk) == bystander_session
-    assert (bystander_row.status, bystander_row.end_reason) == ("ended", "client_stop")
-    assert_turns(
-        bystander_lines,
-        ["bystander before the corpus", *said_during, "bystander after the corpus"],
-    )
+    await finish_bystander_and_check(bystander)
+    await check_close_cases(worker, cookie)
+    check_scanned_and_model_side(corpus, bystander, upstream, scanned_before, leaks_before)
+    await check_stored_transcripts(user, other_user, corpus_session, bystander_session, said_during)

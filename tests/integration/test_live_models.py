@@ -38,17 +38,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ALL_VIDEO = "TURN_INCLUDES_AUDIO_ACTIVITY_AND_ALL_VIDEO"
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
-async def test_a_spoken_turn_a_note_and_usage_on_each_model(
-    standin: StandIn, cookie: str, settings: Any, model: str
-) -> None:
-    settings.GEMINI_MODEL = model
-    info = MODELS[model]
-    browser = Browser(cookie)
-    await browser.connect()
-    live = await browser.start(mode="audio")
-    assert live["model"] == model
-
+def check_setup(standin: StandIn, model: str, info: Any) -> tuple[Any, bool]:
+    """Check the setup the relay sent for ``model``; return the record and non-blocking."""
     record = standin.connections[0]
     assert record.profile is not None
     assert record.profile.id == model
@@ -61,8 +52,11 @@ async def test_a_spoken_turn_a_note_and_usage_on_each_model(
     [declaration] = setup["tools"][0]["functionDeclarations"]
     non_blocking = info.tool_behaviour is ToolBehaviour.NON_BLOCKING
     assert declaration.get("behavior") == ("NON_BLOCKING" if non_blocking else None)
+    return record, non_blocking
 
-    # A spoken question: the user's words arrive late, after the reply has begun.
+
+async def speak_and_check_late_transcription(browser: Browser, standin: StandIn) -> str:
+    """A spoken question: the user's words arrive late, after the reply has begun."""
     for piece in chunks(tone(440, 0.8) + bytes(16000)):
         await browser.send_media(Kind.AUDIO, piece)
     spoken = await browser.expect("turn_complete", timeout=10)
@@ -78,8 +72,13 @@ async def test_a_spoken_turn_a_note_and_usage_on_each_model(
     assert last_user > first_model, "the stand-in sent the user's words late"
     assert browser.transcript("user", spoken["turn"]) == heard
     assert b"".join(browser.audio) == sent_audio(standin)
+    return heard
 
-    # A note: non-blocking models get a SILENT response and say nothing more about it.
+
+async def send_note_and_check_response(
+    browser: Browser, standin: StandIn, record: Any, non_blocking: bool
+) -> None:
+    """A note: non-blocking models get a SILENT response and say nothing more about it."""
     seen = len(browser.messages)
     await browser.send(type="text", text="note: Plan | ship it")
     while not {"note", "turn_complete"} <= {m["type"] for m in browser.messages[seen:]}:
@@ -95,12 +94,17 @@ async def test_a_spoken_turn_a_note_and_usage_on_each_model(
     quoted = "Function save_note returned" in browser.transcript("model", answered["turn"])
     assert quoted is not non_blocking
 
-    await browser.send(type="text", text="thanks")
-    last = await browser.expect("turn_complete", timeout=10)
-    shown = await browser.expect("usage")
-    await browser.send(type="stop")
-    await browser.expect("status", state="ended")
 
+def check_turns_and_usage(
+    browser: Browser,
+    standin: StandIn,
+    record: Any,
+    info: Any,
+    last: dict[str, Any],
+    shown: dict[str, Any],
+) -> dict[str, int]:
+    """Check the turn numbering and the usage shown; return the usage the stand-in sent."""
+    non_blocking = info.tool_behaviour is ToolBehaviour.NON_BLOCKING
     # One turn_complete per turn the stand-in ended, numbered without a gap.
     done = [m["turn"] for m in browser.messages if m["type"] == "turn_complete"]
     assert done == list(range(1, last["turn"] + 1))
@@ -116,8 +120,14 @@ async def test_a_spoken_turn_a_note_and_usage_on_each_model(
         usage[name] for name in USAGE_COUNTS if name != "total_tokens"
     )
     assert {name: shown[name] for name in USAGE_COUNTS} == usage
+    return usage
 
-    session, lines = await stored(live["session_id"])
+
+async def check_stored_session(
+    session_id: str, model: str, usage: dict[str, int], heard: str
+) -> None:
+    """Check the stored session's usage, model and transcript lines."""
+    session, lines = await stored(session_id)
     assert {name: getattr(session, name) for name in USAGE_COUNTS} == usage
     assert session.model == model
     assert [seq for seq, *_ in lines] == list(range(1, len(lines) + 1))
@@ -126,6 +136,31 @@ async def test_a_spoken_turn_a_note_and_usage_on_each_model(
     assert (2 + 1, "user", "typed", "note: Plan | ship it") in lines
     assert lines[-2] == (len(lines) - 1, "user", "typed", "thanks")
     assert lines[-1][1:3] == ("model", "speech")
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+async def test_a_spoken_turn_a_note_and_usage_on_each_model(
+    standin: StandIn, cookie: str, settings: Any, model: str
+) -> None:
+    settings.GEMINI_MODEL = model
+    info = MODELS[model]
+    browser = Browser(cookie)
+    await browser.connect()
+    live = await browser.start(mode="audio")
+    assert live["model"] == model
+
+    record, non_blocking = check_setup(standin, model, info)
+    heard = await speak_and_check_late_transcription(browser, standin)
+    await send_note_and_check_response(browser, standin, record, non_blocking)
+
+    await browser.send(type="text", text="thanks")
+    last = await browser.expect("turn_complete", timeout=10)
+    shown = await browser.expect("usage")
+    await browser.send(type="stop")
+    await browser.expect("status", state="ended")
+
+    usage = check_turns_and_usage(browser, standin, record, info, last, shown)
+    await check_stored_session(live["session_id"], model, usage, heard)
     await browser.close()
 
 

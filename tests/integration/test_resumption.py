@@ -66,6 +66,32 @@ class MediaStream:
             await asyncio.sleep(0.05)  # pacing, not a wait: a real-time microphone
 
 
+def check_handed_over_losing_nothing(
+    standin: StandIn, stream: MediaStream, sent_before: tuple[int, int]
+) -> None:
+    """The second connection resumed before the first closed, and every chunk and frame
+    sent after the goAway (``sent_before`` marks it) reached one of the two, in order."""
+    first, second = standin.connections
+    # The second connection resumed the last handle while the first was still open.
+    assert second.setup["sessionResumption"]["handle"] == "standin-0-1"
+    assert second.resumed_from == "standin-0-1"
+    assert second.opened_at < first.closed_at
+    assert first.close_code == 1000
+    assert len(standin.connections) == 2
+    # Every chunk and frame sent after the goAway reached one of the two connections.
+    received_audio = [data for _, data in first.audio] + [data for _, data in second.audio]
+    for chunk in stream.audio[sent_before[0] :]:
+        assert chunk in received_audio
+    received_frames = [data for _, data in first.frames] + [data for _, data in second.frames]
+    for frame in stream.frames[sent_before[1] :]:
+        assert frame in received_frames
+    # What reached the second connection arrived in the order it was sent.
+    on_second = [data for _, data in second.audio]
+    positions = [stream.audio.index(chunk) for chunk in on_second]
+    assert positions == sorted(positions)
+    assert second.texts == ["after the hand-over"]
+
+
 async def test_go_away_hands_over_seamlessly_and_loses_nothing(
     standin: StandIn, cookie: str
 ) -> None:
@@ -92,25 +118,7 @@ async def test_go_away_hands_over_seamlessly_and_loses_nothing(
     await browser.send(type="text", text="after the hand-over")
     await browser.expect("turn_complete", turn=2)
 
-    first, second = standin.connections
-    # The second connection resumed the last handle while the first was still open.
-    assert second.setup["sessionResumption"]["handle"] == "standin-0-1"
-    assert second.resumed_from == "standin-0-1"
-    assert second.opened_at < first.closed_at
-    assert first.close_code == 1000
-    assert len(standin.connections) == 2
-    # Every chunk and frame sent after the goAway reached one of the two connections.
-    received_audio = [data for _, data in first.audio] + [data for _, data in second.audio]
-    for chunk in stream.audio[sent_before[0] :]:
-        assert chunk in received_audio
-    received_frames = [data for _, data in first.frames] + [data for _, data in second.frames]
-    for frame in stream.frames[sent_before[1] :]:
-        assert frame in received_frames
-    # What reached the second connection arrived in the order it was sent.
-    on_second = [data for _, data in second.audio]
-    positions = [stream.audio.index(chunk) for chunk in on_second]
-    assert positions == sorted(positions)
-    assert second.texts == ["after the hand-over"]
+    check_handed_over_losing_nothing(standin, stream, sent_before)
     # The resumed model remembers the first turn's context (frames counted across both).
     reply = browser.transcript("model", 2)
     assert f"{len(stream.frames)} frames" in reply

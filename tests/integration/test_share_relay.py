@@ -16,14 +16,9 @@ from tests.records import eventually, jpeg, sent_audio, sent_texts, sent_usage, 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 
-async def test_typed_text_relays_both_ways_and_is_stored(standin: StandIn, cookie: str) -> None:
-    browser = Browser(cookie)
-    hello = await browser.connect()
-    assert hello["offline_demo"] is False
-    assert "Kore" in hello["voices"]
-    live = await browser.start(mode="audio", voice="Kore")
-    session_id = live["session_id"]
-
+def check_audio_setup_with_kore(standin: StandIn) -> None:
+    """The first connection's setup: the configured model, audio replies in Kore's voice,
+    both transcriptions, the system instruction, and the API key."""
     setup = standin.connections[0].setup
     assert setup["model"] == f"models/{settings.GEMINI_MODEL}"
     assert setup["generationConfig"]["responseModalities"] == ["AUDIO"]
@@ -33,6 +28,37 @@ async def test_typed_text_relays_both_ways_and_is_stored(standin: StandIn, cooki
     assert "outputAudioTranscription" in setup
     assert setup["systemInstruction"]["parts"][0]["text"] == settings.GEMINI_SYSTEM_INSTRUCTION
     assert standin.connections[0].had_api_key
+
+
+async def check_two_turns_stored(standin: StandIn, session_id: str, model_text: str) -> None:
+    """The session ended by the client, its usage, and both turns' four lines, stored."""
+    session, lines = await stored(session_id)
+    assert session.status == LiveSession.Status.ENDED
+    assert session.end_reason == LiveSession.EndReason.CLIENT_STOP
+    assert session.ended_at is not None
+    assert session.voice == "Kore"
+    assert session.response_modality == "AUDIO"
+    assert session.user_agent == "pytest-browser/1.0"
+    assert session.total_tokens == sent_usage(standin)["total_tokens"]
+    assert session.audio_seconds_out == pytest.approx(len(sent_audio(standin)) / 48000)
+    second_reply = sent_texts(standin, "outputTranscription")[len(model_text) :]
+    assert lines == [
+        (1, "user", "typed", "Hello there"),
+        (2, "model", "speech", model_text.strip()),
+        (3, "user", "typed", "And again"),
+        (4, "model", "speech", second_reply.strip()),
+    ]
+
+
+async def test_typed_text_relays_both_ways_and_is_stored(standin: StandIn, cookie: str) -> None:
+    browser = Browser(cookie)
+    hello = await browser.connect()
+    assert hello["offline_demo"] is False
+    assert "Kore" in hello["voices"]
+    live = await browser.start(mode="audio", voice="Kore")
+    session_id = live["session_id"]
+
+    check_audio_setup_with_kore(standin)
 
     await browser.send(type="text", text="Hello there")
     echo = await browser.expect("transcript", source="typed")
@@ -56,22 +82,7 @@ async def test_typed_text_relays_both_ways_and_is_stored(standin: StandIn, cooki
 
     await browser.send(type="stop")
     await browser.expect("status", state="ended", reason="client_stop")
-    session, lines = await stored(session_id)
-    assert session.status == LiveSession.Status.ENDED
-    assert session.end_reason == LiveSession.EndReason.CLIENT_STOP
-    assert session.ended_at is not None
-    assert session.voice == "Kore"
-    assert session.response_modality == "AUDIO"
-    assert session.user_agent == "pytest-browser/1.0"
-    assert session.total_tokens == sent_usage(standin)["total_tokens"]
-    assert session.audio_seconds_out == pytest.approx(len(sent_audio(standin)) / 48000)
-    second_reply = sent_texts(standin, "outputTranscription")[len(model_text) :]
-    assert lines == [
-        (1, "user", "typed", "Hello there"),
-        (2, "model", "speech", model_text.strip()),
-        (3, "user", "typed", "And again"),
-        (4, "model", "speech", second_reply.strip()),
-    ]
+    await check_two_turns_stored(standin, session_id, model_text)
     await browser.close()
 
 

@@ -122,10 +122,8 @@ async def test_setup_is_recorded_acknowledged_and_the_key_never_kept(
     assert not [line for line in own_logs if API_KEY in line]
 
 
-@pytest.mark.asyncio
-async def test_setup_keys_are_normalised_but_user_names_kept_and_resumption_updates(
-    standin: StandIn,
-) -> None:
+def lookup_tool_config() -> types.LiveConnectConfig:
+    """A config with a user-named tool and every setup key the stand-in normalises."""
     lookup = types.FunctionDeclaration(
         name="lookup",
         parameters=types.Schema(
@@ -144,12 +142,11 @@ async def test_setup_keys_are_normalised_but_user_names_kept_and_resumption_upda
         media_resolution=types.MediaResolution.MEDIA_RESOLUTION_LOW,
         session_resumption=types.SessionResumptionConfig(),
     )
-    client = make_client(standin)
-    async with client.aio.live.connect(model=MODEL, config=config) as session:
-        await session.send_realtime_input(text="hi")
-        turn = await collect_turn(session)
-        update = await next_message(session)
+    return config
 
+
+def check_normalised_setup(standin: StandIn) -> None:
+    """The setup's keys arrived camelCased; the tool's own names were kept."""
     setup = standin.connections[0].setup
     assert setup["tools"] == [
         {
@@ -176,6 +173,19 @@ async def test_setup_keys_are_normalised_but_user_names_kept_and_resumption_upda
         "TURN_INCLUDES_ALL_INPUT",
         "MEDIA_RESOLUTION_LOW",
     )
+
+
+@pytest.mark.asyncio
+async def test_setup_keys_are_normalised_but_user_names_kept_and_resumption_updates(
+    standin: StandIn,
+) -> None:
+    client = make_client(standin)
+    async with client.aio.live.connect(model=MODEL, config=lookup_tool_config()) as session:
+        await session.send_realtime_input(text="hi")
+        turn = await collect_turn(session)
+        update = await next_message(session)
+
+    check_normalised_setup(standin)
     assert turn[0].session_resumption_update.new_handle == "standin-0-0"  # after setupComplete
     assert update.session_resumption_update.new_handle == "standin-0-1"
     assert update.session_resumption_update.resumable is True
