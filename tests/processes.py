@@ -51,8 +51,24 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{conf['NAME']}"
 
 
+class ServesTheSite:
+    """A local server of the site on ``port``: its HTTP base URL and its share WebSocket."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The HTTP base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """The share WebSocket URL."""
+        return f"ws://127.0.0.1:{self.port}/ws/share/"
+
+
 @dataclass
-class DaphneWorker:
+class DaphneWorker(ServesTheSite):
     """One Daphne process serving the site on the test database."""
 
     name: str
@@ -60,16 +76,6 @@ class DaphneWorker:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """The worker's HTTP base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        """The worker's share WebSocket URL."""
-        return f"ws://127.0.0.1:{self.port}/ws/share/"
 
     def start(self) -> "DaphneWorker":
         """Start Daphne and wait until it serves the login page."""

@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from tests.clients import NoRedirect, expect
 from tests.conftest import require
 from tests.leaks import SCANNER
-from tests.processes import ROOT, DaphneWorker, free_port, wait_for_http
+from tests.processes import ROOT, DaphneWorker, ServesTheSite, free_port, wait_for_http
 
 NGINX = Path("/usr/sbin/nginx")
 SITE_CONF = ROOT / "deploy" / "nginx.conf"
@@ -226,7 +226,7 @@ def main_config(workdir: Path, site: Path) -> str:
 
 
 @dataclass
-class Nginx:
+class Nginx(ServesTheSite):
     """Debian's nginx in the foreground with deploy/nginx.conf, in front of ``workers``."""
 
     workdir: Path
@@ -238,16 +238,6 @@ class Nginx:
     tls_port: int = field(default_factory=free_port)
     certificate: Certificate | None = None
     process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """The site's base URL through nginx."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        """The share WebSocket through nginx."""
-        return f"ws://127.0.0.1:{self.port}/ws/share/"
 
     @property
     def https_url(self) -> str:
