@@ -218,3 +218,14 @@ async def ended_session(session_id: str, timeout: float = 10.0) -> LiveSession:
         return None if session.status == LiveSession.Status.ACTIVE else session
 
     return await eventually(no_longer_active, timeout, interval=0.05)
+
+
+async def live_after_one_turn(browser: Any, standin: StandIn, text: str) -> dict[str, Any]:
+    """Connect ``browser``, start a session, have one typed turn answered, and wait for the
+    handle sent with that turn's end (``standin-0-1``); return the ``live`` status."""
+    await browser.connect()
+    live: dict[str, Any] = await browser.start()
+    await browser.send(type="text", text=text)
+    await browser.expect("turn_complete", turn=1)
+    await standin.wait_for(lambda: last_handle(standin, 0) == "standin-0-1")
+    return live

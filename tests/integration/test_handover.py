@@ -19,7 +19,7 @@ from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
 from standin import StandIn
 from tests.conftest import Browser
-from tests.records import last_handle, stored
+from tests.records import live_after_one_turn, stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -316,11 +316,7 @@ async def test_media_sent_while_the_new_connection_sets_up_is_held_and_delivered
     settings.SHARE_AUDIO_RATE_FACTOR = 100.0  # the burst below is no flood
     settings.SHARE_MAX_FRAMES_PER_S = 100.0
     browser = Browser(cookie)
-    await browser.connect()
-    live = await browser.start()
-    await browser.send(type="text", text="before the hand-over")
-    await browser.expect("turn_complete", turn=1)
-    await standin.wait_for(lambda: last_handle(standin, 0) == "standin-0-1")
+    live = await live_after_one_turn(browser, standin, "before the hand-over")
     sent, after_go_away, held = await drive_media_into_a_slow_setup(standin, browser)
     first, second = standin.connections[0], standin.connections[1]
     assert second.setup_complete_at is None
@@ -393,11 +389,7 @@ async def test_a_hand_over_that_keeps_failing_ends_with_a_final_error(
     standin.behaviour.chunk_interval_s = 0.1
     standin.behaviour.reply_audio_s = 2.0
     browser = Browser(cookie)
-    await browser.connect()
-    live = await browser.start()
-    await browser.send(type="text", text="kept")
-    await browser.expect("turn_complete", turn=1)
-    await standin.wait_for(lambda: last_handle(standin, 0) == "standin-0-1")
+    live = await live_after_one_turn(browser, standin, "kept")
     await browser.send(type="text", text="cut short")
     await browser.expect("transcript", role="model", turn=2)
     standin.behaviour.refuse_connections = True
@@ -424,11 +416,7 @@ async def test_a_hand_over_whose_handle_is_refused_starts_afresh_with_the_transc
 ) -> None:
     """The service refuses the handle (1008): the relay opens a fresh session, seeds it."""
     browser = Browser(cookie)
-    await browser.connect()
-    live = await browser.start()
-    await browser.send(type="text", text="kept")
-    await browser.expect("turn_complete", turn=1)
-    await standin.wait_for(lambda: last_handle(standin, 0) == "standin-0-1")
+    live = await live_after_one_turn(browser, standin, "kept")
     standin.behaviour.refuse_resumption = True
     await standin.go_away(3.0)
     await browser.expect("status", state="restarted", timeout=10)

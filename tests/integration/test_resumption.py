@@ -14,7 +14,7 @@ from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode, Kind
 from standin import StandIn
 from tests.conftest import Browser
-from tests.records import last_handle, stored
+from tests.records import live_after_one_turn, stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,11 +96,7 @@ async def test_go_away_hands_over_seamlessly_and_loses_nothing(
     standin: StandIn, cookie: str
 ) -> None:
     browser = Browser(cookie)
-    await browser.connect()
-    live = await browser.start()
-    await browser.send(type="text", text="before the hand-over")
-    await browser.expect("turn_complete", turn=1)
-    await standin.wait_for(lambda: last_handle(standin, 0) == "standin-0-1")
+    live = await live_after_one_turn(browser, standin, "before the hand-over")
 
     stream = MediaStream(browser)
     stream.start()
