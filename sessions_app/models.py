@@ -33,6 +33,7 @@ class LiveSession(models.Model):
         WORKER_LOST = "worker_lost", "The server process stopped unexpectedly"
         RATE_LIMITED = "rate_limited", "Closed: the browser sent too much"
         INTERNAL_ERROR = "internal_error", "Failed: an error in the server"
+        STORAGE_UNAVAILABLE = "storage_unavailable", "Failed: the database was away too long"
 
     class Modality(models.TextChoices):
         AUDIO = "AUDIO", "Voice"
@@ -65,6 +66,10 @@ class LiveSession(models.Model):
     prompt_tokens_by_modality = models.JSONField(default=dict, blank=True)
     response_tokens_by_modality = models.JSONField(default=dict, blank=True)
     tool_use_prompt_tokens_by_modality = models.JSONField(default=dict, blank=True)
+    speech_dropped_s = models.FloatField(
+        default=0.0,
+        help_text="Seconds of the model's speech dropped because the browser read too slowly.",
+    )
     resumptions = models.PositiveIntegerField(
         default=0, help_text="How often the model connection was handed over or resumed."
     )

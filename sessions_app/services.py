@@ -29,6 +29,7 @@ class SessionCounters:
     thoughts_tokens: int = 0
     tool_use_prompt_tokens: int = 0
     resumptions: int = 0
+    speech_dropped_s: float = 0.0  # model speech a slow browser did not read in time
     # Tokens per modality as the model reports them, e.g. {"AUDIO": 1200, "TEXT": 40}.
     prompt_tokens_by_modality: dict[str, int] = field(default_factory=dict)
     response_tokens_by_modality: dict[str, int] = field(default_factory=dict)

@@ -17,6 +17,10 @@ ADMIN_END_MESSAGE = "An administrator ended this session."
 SHUTDOWN_MESSAGE = "The server is restarting. Start again in a moment."
 MALFORMED_MESSAGE = "Closed: the browser kept sending messages the server cannot read."
 INTERNAL_ERROR_MESSAGE = "The server hit an error and ended the session. Start again."
+STORAGE_MESSAGE = (
+    "The server could not store the transcript for too long, so the session ended rather than"
+    " lose it. What was said so far is kept. Start again in a minute."
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ ENDINGS: dict[str, Ending] = {
     ),
     EndReason.INTERNAL_ERROR: Ending(
         Status.FAILED, CloseCode.INTERNAL_ERROR, message=INTERNAL_ERROR_MESSAGE
+    ),
+    EndReason.STORAGE_UNAVAILABLE: Ending(
+        Status.FAILED, CloseCode.STORAGE_UNAVAILABLE, message=STORAGE_MESSAGE
     ),
     # Refused at start (stored at once, never live) and swept after a crash.
     EndReason.USER_LIMIT: Ending(Status.FAILED, notify=False),

@@ -42,6 +42,7 @@ const CLOSE_MESSAGES = {
   [CloseCode.UNAUTHENTICATED]: "please log in again",
   [CloseCode.RATE_LIMITED]: "the page sent too much, too fast",
   [CloseCode.UPSTREAM_FAILED]: "the model connection failed",
+  [CloseCode.STORAGE_UNAVAILABLE]: "the server could not store the transcript",
 };
 
 const RESTARTED_NOTICE = "The model connection was restarted; it has the recent conversation.";

@@ -11,6 +11,7 @@ export const CloseCode = Object.freeze({
   UNAUTHENTICATED: 4401, // not logged in
   RATE_LIMITED: 4429, // kept sending too fast after a warning
   UPSTREAM_FAILED: 4502, // the model connection failed
+  STORAGE_UNAVAILABLE: 4503, // the database was away too long to keep the transcript
 });
 
 export class ShareSocket extends EventTarget {
