@@ -89,9 +89,23 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "assistant_site.asgi.application"
 
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
-}
+# A malformed DATABASE_URL stops start-up with one line saying what is wrong (never the
+# URL itself: it holds the password); an unreachable one is the check sessions_app.E002.
+DATABASE_URL_EXAMPLE = "postgres://USER:PASSWORD@HOST:5432/NAME"
+try:
+    _database = env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+except (ValueError, KeyError) as _error:  # django-environ on a URL it cannot split
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is malformed ({_error.__class__.__name__}); expected {DATABASE_URL_EXAMPLE}."
+    ) from None
+if "ENGINE" not in _database:
+    _url = env.str("DATABASE_URL")
+    _scheme = _url.partition("://")[0][:30] if "://" in _url else ""
+    raise ImproperlyConfigured(
+        f"DATABASE_URL has no database scheme Django knows (scheme: {_scheme!r});"
+        f" expected {DATABASE_URL_EXAMPLE}."
+    )
+DATABASES = {"default": _database}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
 # PostgreSQL: a pool of connections per worker process (Django 5.1+, psycopg_pool). Every
 # database_sync_to_async call of a live session used to open and close a connection; at
@@ -108,6 +122,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL
         "min_size": 1,
         "max_size": DB_POOL_MAX,
         "timeout": 10,
+        # A lost connection is re-made with a doubling backoff for this long, then left
+        # to the next request. The default (300 s) let the gap between two attempts grow
+        # past 30 s during an outage, so the pool noticed a restarted database that much
+        # later; 5 s keeps attempts at most a few seconds apart.
+        "reconnect_timeout": env.float("DJANGO_DB_RECONNECT_S", default=5),
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     (BASE_DIR / "var").mkdir(exist_ok=True)
@@ -123,7 +142,11 @@ if REDIS_URL:
                 # Consumers block on Redis for up to 5 s at a time (channels_redis'
                 # brpop_timeout); redis-py's own default read timeout is also 5 s, which
                 # would kill idle consumers. Give reads room above the blocking wait.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                # An unreachable Redis that drops packets fails within 3 s, not the
+                # system's connect timeout (sessions_app/control.py waits outages out).
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 3}
+                ],
                 "prefix": env.str("CHANNELS_PREFIX", default="asgi"),
             },
         }
@@ -267,6 +290,9 @@ if GEMINI_MEDIA_RESOLUTION not in ("LOW", "MEDIUM", "HIGH"):
 GEMINI_API_VERSION = env.str("GEMINI_API_VERSION", default="v1beta")
 GEMINI_API_BASE_URL = env.str("GEMINI_API_BASE_URL", default="")
 GEMINI_CA_BUNDLE = env.str("GEMINI_CA_BUNDLE", default="")
+# USD per million tokens per model, as JSON (sessions_app.prices); empty: the public price
+# list. Checked by `manage.py check` (sessions_app.E004), not here.
+GEMINI_PRICES = env.str("GEMINI_PRICES", default="")
 GEMINI_SYSTEM_INSTRUCTION = env.str(
     "GEMINI_SYSTEM_INSTRUCTION",
     default=(
@@ -305,6 +331,12 @@ SHARE_MAX_SESSIONS_PER_WORKER = env.int("SHARE_MAX_SESSIONS_PER_WORKER", default
 # SHARE_STALE_AFTER_S belongs to a worker that died and is swept to "interrupted".
 SHARE_HEARTBEAT_S = env.float("SHARE_HEARTBEAT_S", default=15)
 SHARE_STALE_AFTER_S = env.float("SHARE_STALE_AFTER_S", default=60)
+# While the database is unreachable a live session goes on and its transcript lines wait
+# in memory; past SHARE_UNSAVED_LINES_MAX waiting lines the session ends as
+# storage_unavailable (close 4503) rather than drop any. The lines and the end of a
+# finished session are retried for SHARE_STORAGE_RETRY_S seconds, then logged as lost.
+SHARE_UNSAVED_LINES_MAX = env.int("SHARE_UNSAVED_LINES_MAX", default=2000)
+SHARE_STORAGE_RETRY_S = env.float("SHARE_STORAGE_RETRY_S", default=600)
 
 # --- Retention -----------------------------------------------------------------------------
 # `manage.py purge_sessions` deletes sessions (transcripts and notes with them) that started
@@ -325,6 +357,11 @@ SHARE_FLOOD_CLOSE_S = env.float("SHARE_FLOOD_CLOSE_S", default=3.0)
 # A browser speaking the protocol never sends a malformed message; more than this many in a
 # minute end the session (protocol_error) and close the socket with 4400. 0: never.
 SHARE_MAX_MALFORMED_PER_MIN = env.int("SHARE_MAX_MALFORMED_PER_MIN", default=30)
+# Model speech to a browser: at most SHARE_DOWNSTREAM_WINDOW_S seconds of it unacknowledged
+# by the page (its `ack` messages), at most SHARE_DOWNSTREAM_BUFFER_S more waiting in the
+# worker; past that the oldest waiting speech is dropped (counted as speech_dropped_s).
+SHARE_DOWNSTREAM_WINDOW_S = env.float("SHARE_DOWNSTREAM_WINDOW_S", default=5.0)
+SHARE_DOWNSTREAM_BUFFER_S = env.float("SHARE_DOWNSTREAM_BUFFER_S", default=30.0)
 
 # --- Screen capture in the page --------------------------------------------------------------
 SHARE_FRAME_MAX_SIDE = env.int("SHARE_FRAME_MAX_SIDE", default=1024)  # px, long side

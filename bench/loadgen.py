@@ -43,6 +43,7 @@ FRAME_INTERVAL_S = 1.0
 TEXT_INTERVAL_S = (6.0, 12.0)  # a typed message every 6 to 12 s
 JPEG_TARGET_BYTES = 60_000
 END_TIMEOUT_S = 20.0
+ACK_EVERY = 4  # model audio frames acknowledged at a time, as the share page does
 OPEN_TIMEOUT_S = 60.0
 
 
@@ -178,11 +179,15 @@ class SocketTransport:
         await self._send_json({"type": "text", "text": text})
 
     async def events(self) -> AsyncIterator[tuple[str, Any]]:
-        """Model speech (binary 0x01) and model transcript fragments."""
+        """Model speech (binary 0x01, acknowledged like the page) and model transcripts."""
+        frames = 0
         with contextlib.suppress(Exception):
             async for raw in self._ws():
                 if isinstance(raw, bytes):
                     if raw[:1] == bytes([AUDIO_KIND]):
+                        frames += 1
+                        if frames % ACK_EVERY == 0:
+                            await self._send_json({"type": "ack", "audio": frames})
                         yield "audio", raw[1:]
                     continue
                 self._count_down(len(raw.encode()))

@@ -137,20 +137,33 @@ class LiveSessionAdmin(admin.ModelAdmin):
     def end_now(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
         """Ask the worker holding each selected live session, wherever it runs, to end it."""
         live = list(queryset.filter(status=LiveSession.Status.ACTIVE).values_list("pk", "user_id"))
+        unreachable = 0
         for session_id, owner_id in live:
             log_event(
                 "session_end_requested", session_id=session_id, user_id=owner_id,
                 admin_id=request.user.pk, reason=LiveSession.EndReason.ADMIN_ENDED,
             )  # fmt: skip
-            async_to_sync(control.request_end)(
-                session_id, reason=LiveSession.EndReason.ADMIN_ENDED, message=ADMIN_END_MESSAGE
-            )
+            try:
+                async_to_sync(control.request_end)(
+                    session_id, reason=LiveSession.EndReason.ADMIN_ENDED, message=ADMIN_END_MESSAGE
+                )
+            except control.LayerUnavailable:
+                unreachable += 1
         skipped = queryset.count() - len(live)
+        asked = len(live) - unreachable
+        if unreachable:
+            self.message_user(
+                request,
+                f"Could not reach the workers holding {unreachable} live session(s): the"
+                " channel layer (Redis) is unavailable. They were not asked to end and are"
+                " still live; try again once it is back.",
+                messages.ERROR,
+            )
         self.message_user(
             request,
-            f"Asked {len(live)} live session(s) to end."
+            f"Asked {asked} live session(s) to end."
             + (f" {skipped} selected session(s) had already ended." if skipped else ""),
-            messages.SUCCESS if live else messages.WARNING,
+            messages.SUCCESS if asked else messages.WARNING,
         )
 
     @admin.action(description="Export selected sessions as JSON", permissions=["view"])

@@ -58,12 +58,14 @@ class ShareConsumer(AsyncWebsocketConsumer):
     conversation: Conversation | None = None
     group: str | None = None
     limits: protocol.Limits | None = None
+    link: control.LayerLink | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Run the consumer; when the server shuts down, end the live session cleanly.
 
         Daphne cancels every application on SIGTERM and waits for it to finish, so this
         is where the transcript is flushed and the session marked "server shutdown".
+        Whatever ends the consumer also stops a channel-layer recovery still running.
         """
         try:
             await super().__call__(scope, receive, send)
@@ -75,6 +77,24 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 logger.info("Server shutdown: ending session %s", conversation.session_id)
                 await conversation.end(EndReason.SERVER_SHUTDOWN)
             raise
+        finally:
+            if self.link is not None:
+                self.link.close()
+
+    @property
+    def channel_receive(self) -> Any:
+        """The channel-layer receive that Channels' consumer loop awaits beside the socket's.
+
+        It is the link's (:class:`~sessions_app.control.LayerLink`): a Redis restart or
+        outage is waited out and the session's group re-joined, instead of the layer's
+        ConnectionError escaping the loop and killing the live session with it.
+        """
+        return self.link.receive if self.link is not None else None
+
+    @channel_receive.setter
+    def channel_receive(self, layer_receive: Any) -> None:
+        """AsyncConsumer.__call__ sets the layer's plain receive here: link the channel."""
+        self.link = control.LayerLink(self.channel_layer, self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Dispatch a message; media frames skip Channels' per-message connection clean-up.
@@ -195,6 +215,8 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 verdict = self.limiter.check("frame")
             case protocol.TypedText():
                 verdict = self.limiter.check("text")
+            case protocol.Ack():  # the page sends one every few audio frames: never limited
+                return True
             case _:
                 verdict = self.limiter.check("other")
         if verdict is Verdict.ACCEPT:
@@ -243,6 +265,9 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 await self._live().frame(message)
             case protocol.TypedText():
                 await self._live().text(message)
+            case protocol.Ack():  # stale after the session ended: nothing to acknowledge
+                if self.conversation is not None and not self.conversation.ended:
+                    await self.conversation.ack(message)
 
     async def start_session(self, start: protocol.Start) -> None:
         """Open a live session, unless one is already running."""
@@ -271,8 +296,8 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 details=failure.details(),
             ) from exc
         self.group = control.session_group(self.conversation.session_id)
-        if self.channel_layer is not None:
-            await self.channel_layer.group_add(self.group, self.channel_name)
+        if self.link is not None:  # with the layer away, joined once it is back
+            await self.link.join(self.group)
 
     async def end_session(self, reason: str, *, message: str = "") -> None:
         """End the live session for ``reason``; with none, close the socket as it says."""
@@ -306,10 +331,10 @@ class ShareConsumer(AsyncWebsocketConsumer):
 
     async def session_ended(self, session_id: uuid.UUID, close_code: int | None) -> None:
         """Leave the session's group; close the socket if the session failed."""
-        group, self.group = self.group, None
-        if group is not None and self.channel_layer is not None:
+        self.group = None
+        if self.link is not None:
             with contextlib.suppress(Exception):  # the layer may be unreachable
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await self.link.leave()
         if close_code is not None:
             await self.close(code=close_code)
 

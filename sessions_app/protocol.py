@@ -64,6 +64,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_SESSIONS = "too_many_sessions"
     SERVER_BUSY = "server_busy"
     RATE_LIMITED = "rate_limited"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
 
 
 # Codes of a message that cannot be read at all: a browser speaking this protocol never
@@ -135,6 +136,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "text": frozenset({"type", "text"}),
     "stop": frozenset({"type"}),
     "audio_end": frozenset({"type"}),
+    "ack": frozenset({"type", "audio"}),
 }
 
 # C0 and C1 control characters and DEL, except tab and newline (allowed in typed text).
@@ -201,7 +203,17 @@ class Frame:
     mime_type: str
 
 
-ClientMessage = Start | TypedText | Stop | AudioEnd | AudioChunk | Frame
+@dataclass(frozen=True)
+class Ack:
+    """The model audio frames the browser received since the session's ``connecting``."""
+
+    audio: int
+
+
+ClientMessage = Start | TypedText | Stop | AudioEnd | AudioChunk | Frame | Ack
+
+# An ack's count: a non-negative integer, short enough to be converted at no cost.
+_ACK_COUNT = re.compile(r"0|[1-9][0-9]{0,14}")
 
 
 @dataclass(frozen=True)
@@ -293,7 +305,7 @@ _BINARY_PARSERS: dict[int, Callable[[bytes], AudioChunk | Frame]] = {
 }
 
 
-def parse_text(raw: str, limits: Limits) -> Start | TypedText | Stop | AudioEnd:
+def parse_text(raw: str, limits: Limits) -> Start | TypedText | Stop | AudioEnd | Ack:
     """Parse a JSON text frame into a control message.
 
     Returns a message or raises :class:`ProtocolError`; never anything else.
@@ -442,12 +454,30 @@ def _parse_audio_end(data: dict[str, Any], limits: Limits) -> AudioEnd:
     return AudioEnd()
 
 
-_TextParser = Callable[[dict[str, Any], Limits], Start | TypedText | Stop | AudioEnd]
+def _parse_ack(data: dict[str, Any], limits: Limits) -> Ack:
+    """``{"type": "ack", "audio": N}``: N a whole number, 0 or more (at most 15 digits)."""
+    if "audio" not in data:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, 'Field "audio" is missing.')
+    value = data["audio"]
+    if not isinstance(value, JsonNumber):
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, f'Field "audio" must be a number, not {_describe(value)}.'
+        )
+    if not _ACK_COUNT.fullmatch(value.literal):
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD,
+            'Field "audio" must be a whole number of frames, 0 or more (at most 15 digits).',
+        )
+    return Ack(audio=int(value.literal))
+
+
+_TextParser = Callable[[dict[str, Any], Limits], Start | TypedText | Stop | AudioEnd | Ack]
 _TEXT_PARSERS: dict[str, _TextParser] = {
     "start": _parse_start,
     "text": _parse_text_message,
     "stop": _parse_stop,
     "audio_end": _parse_audio_end,
+    "ack": _parse_ack,
 }
 
 

@@ -171,7 +171,13 @@ def stale_sessions_sweep(*, stale_after_s: float) -> int:
 def transcript_lines_save(
     *, session_id: uuid.UUID, lines: Sequence[Line], counters: SessionCounters
 ) -> None:
-    """Store transcript lines and the session's running totals in one transaction."""
+    """Store transcript lines and the session's running totals in one transaction.
+
+    Idempotent: a line already stored (same session and sequence) is skipped, so a batch
+    whose commit was lost on the way may be written again. The row's heartbeat is stamped
+    too: after a database outage the first write shows at once that the worker still
+    holds the session, before another worker's stale sweep would take it for lost.
+    """
     with transaction.atomic():
         TranscriptEntry.objects.bulk_create(
             [
@@ -187,7 +193,9 @@ def transcript_lines_save(
             ],
             ignore_conflicts=True,
         )
-        LiveSession.objects.filter(pk=session_id).update(**asdict(counters))
+        LiveSession.objects.filter(pk=session_id).update(
+            heartbeat_at=timezone.now(), **asdict(counters)
+        )
 
 
 def live_session_finish(

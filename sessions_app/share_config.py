@@ -23,6 +23,13 @@ class SessionLimits:
     max_per_worker: int
     heartbeat_s: float
     stale_after_s: float
+    # Model speech a browser may leave unacknowledged, and how much more may wait for it.
+    downstream_window_s: float = 5.0
+    downstream_buffer_s: float = 30.0
+    # Transcript lines that may wait in memory while the database is away, and how long
+    # the end of a finished session is retried after it (recorder.py).
+    max_unsaved_lines: int = 2000
+    storage_retry_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,10 @@ class ShareConfig:
                 max_per_worker=settings.SHARE_MAX_SESSIONS_PER_WORKER,
                 heartbeat_s=settings.SHARE_HEARTBEAT_S,
                 stale_after_s=settings.SHARE_STALE_AFTER_S,
+                max_unsaved_lines=settings.SHARE_UNSAVED_LINES_MAX,
+                storage_retry_s=settings.SHARE_STORAGE_RETRY_S,
+                downstream_window_s=settings.SHARE_DOWNSTREAM_WINDOW_S,
+                downstream_buffer_s=settings.SHARE_DOWNSTREAM_BUFFER_S,
             ),
             offline_demo=LiveConfig.from_settings().offline_demo,
         )

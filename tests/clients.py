@@ -6,8 +6,13 @@ tests/conftest.py's ``Browser``.)
 """
 
 import asyncio
+import contextlib
 import json
+import re
+import urllib.error
+import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +23,27 @@ from sessions_app.protocol import Kind
 from tests.leaks import SCANNER
 from tests.processes import DaphneWorker
 
+# Model audio frames each socket received in its current session, as the page counts them.
+_audio_frames: "weakref.WeakKeyDictionary[ClientConnection, int]" = weakref.WeakKeyDictionary()
+
+
+async def acknowledge(ws: ClientConnection, raw: str | bytes) -> None:
+    """Count a model audio frame and ack it, as the page does; a new session counts from 0."""
+    if isinstance(raw, bytes):
+        _audio_frames[ws] = _audio_frames.get(ws, 0) + 1
+        with contextlib.suppress(ConnectionClosed):  # closing: the next recv says so
+            await ws.send(json.dumps({"type": "ack", "audio": _audio_frames[ws]}))
+    elif '"status"' in raw and json.loads(raw).get("state") in ("connecting", "ended"):
+        _audio_frames[ws] = 0
+
 
 async def expect(ws: ClientConnection, type_: str, timeout: float = 10.0, **fields: Any) -> dict:
-    """Read JSON messages (skipping audio) until one of ``type_`` with ``fields`` arrives."""
+    """Read JSON messages (acking audio) until one of ``type_`` with ``fields`` arrives."""
     async with asyncio.timeout(timeout):
         while True:
             raw = await ws.recv()
             SCANNER.scan("ws", raw)
+            await acknowledge(ws, raw)
             if isinstance(raw, bytes):
                 continue
             message = json.loads(raw)
@@ -53,11 +72,12 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class Socket:
-    """A browser's share socket on a worker: reads JSON messages, skips model audio."""
+    """A browser's share socket on a worker: reads JSON messages, counts and acks model audio."""
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.messages: list[dict[str, Any]] = []
+        self.audio_bytes = 0  # model speech received (PCM bytes)
 
     @classmethod
     async def open(cls, worker: DaphneWorker, cookie: str, max_message_bytes: int) -> "Socket":
@@ -91,8 +111,10 @@ class Socket:
             while True:
                 raw = await self.ws.recv()
                 SCANNER.scan("ws", raw)
+                await acknowledge(self.ws, raw)
                 if isinstance(raw, bytes):
                     assert raw[:1] == bytes([Kind.AUDIO])
+                    self.audio_bytes += len(raw) - 1
                     continue
                 message = json.loads(raw)
                 self.messages.append(message)
@@ -129,3 +151,44 @@ class Socket:
                     SCANNER.scan("ws", await self.ws.recv())
         except ConnectionClosed:
             return self.ws.close_code  # 1006 when the TCP connection ended with no close frame
+
+
+def admin_open(url: str, cookies: dict[str, str], data: bytes | None = None) -> Any:
+    """One request with ``cookies``; redirects come back as HTTPError responses."""
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    if data is not None:
+        headers.update({"Origin": url.split("/admin/")[0], "Referer": url})
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - local
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        return opener.open(request, timeout=10)
+    except urllib.error.HTTPError as response:
+        return response
+
+
+def keep_cookies(response: Any, cookies: dict[str, str]) -> None:
+    """Keep the cookies a response sets."""
+    for header in response.headers.get_all("Set-Cookie") or []:
+        name, _, rest = header.partition("=")
+        cookies[name] = rest.split(";", 1)[0]
+
+
+def admin_end_now(worker: DaphneWorker, cookie: str, session_id: str) -> str:
+    """Run the admin action "End live session now" on ``worker``, as a browser would."""
+    url = f"{worker.url}/admin/sessions_app/livesession/"
+    name, _, value = cookie.partition("=")
+    cookies = {name: value}
+    page = admin_open(url, cookies)
+    html = page.read().decode()
+    assert "End live session now" in html
+    keep_cookies(page, cookies)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    assert token is not None
+    data = urllib.parse.urlencode(
+        {"action": "end_now", "_selected_action": session_id, "index": "0",
+         "csrfmiddlewaretoken": token.group(1)}
+    ).encode()  # fmt: skip
+    posted = admin_open(url, cookies, data)
+    assert posted.status == 302, posted.read().decode()[:2000]  # not a 500
+    keep_cookies(posted, cookies)  # the admin's messages travel in a cookie
+    return str(admin_open(url, cookies).read().decode())

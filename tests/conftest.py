@@ -228,6 +228,7 @@ class Browser:
         self.ws = WebsocketCommunicator(application, "/ws/share/", headers=headers)
         self.audio: list[bytes] = []
         self.messages: list[dict[str, Any]] = []
+        self.audio_frames = 0  # model audio frames of this session, acked like the page
 
     async def connect(self) -> dict[str, Any]:
         """Open the socket and return the server's hello."""
@@ -246,17 +247,31 @@ class Browser:
     async def next(self, timeout: float = 5.0) -> dict[str, Any]:
         """The next JSON message; binary audio is collected into ``audio`` on the way."""
         while True:
-            raw = await self.ws.receive_output(timeout)
-            if raw["type"] == "websocket.close":
-                return {"type": "__closed__", "code": raw.get("code")}
-            SCANNER.scan("ws", raw.get("text") or raw.get("bytes") or b"")
-            if raw.get("bytes") is not None:
-                assert raw["bytes"][0] == Kind.AUDIO
-                self.audio.append(raw["bytes"][1:])
-                continue
-            message = json.loads(raw["text"])
-            self.messages.append(message)
-            return message
+            message = await self._take(await self.ws.receive_output(timeout))
+            if message is not None:
+                return message
+
+    async def read_waiting(self) -> None:
+        """Read whatever the server has sent so far, without waiting for more."""
+        while not self.ws.output_queue.empty():
+            await self._take(await self.ws.receive_output(1))
+
+    async def _take(self, raw: dict[str, Any]) -> dict[str, Any] | None:
+        """Keep one output of the server: a JSON message (returned), or audio (acked)."""
+        if raw["type"] == "websocket.close":
+            return {"type": "__closed__", "code": raw.get("code")}
+        SCANNER.scan("ws", raw.get("text") or raw.get("bytes") or b"")
+        if raw.get("bytes") is not None:
+            assert raw["bytes"][0] == Kind.AUDIO
+            self.audio.append(raw["bytes"][1:])
+            self.audio_frames += 1
+            await self.send(type="ack", audio=self.audio_frames)
+            return None
+        message: dict[str, Any] = json.loads(raw["text"])
+        self.messages.append(message)
+        if message["type"] == "status" and message["state"] in ("connecting", "ended"):
+            self.audio_frames = 0  # the page counts each session's frames from zero
+        return message
 
     async def expect(self, type_: str, timeout: float = 5.0, **fields: Any) -> dict[str, Any]:
         """Read until a message of ``type_`` (with ``fields``) arrives and return it."""

@@ -3,12 +3,31 @@
 One Gemini server message can carry several fields at once (model parts, transcriptions,
 turnComplete, usage, goAway...). ``events_from_message`` returns one event for each, in the
 order a consumer must apply them: content and transcriptions before the turn ends.
+
+A message is read defensively, since the service (or anything between) may send
+nonsense: text is cut to ``MAX_TEXT_CHARS`` and cleared of characters no database
+stores (NUL and other C0 controls, lone surrogates); audio that is not PCM16 (an odd
+number of bytes) is dropped; token counts are held to 0..``MAX_TOKEN_COUNT`` and
+modalities to the known ones (others count as ``OTHER``); a turnCompleteReason that is
+not an enum name becomes ``UNKNOWN``; a function call without an id (it could never be
+answered) is dropped. Each such repair is reported as a :class:`Dropped` event, for the
+relay to count; it is never passed on.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.genai import types
+
+MAX_TEXT_CHARS = 2000  # longest text fragment passed on: a real one is a few words
+MAX_TOKEN_COUNT = 2**31 - 1  # per count of one message; a session's sums stay far from 2**63
+MAX_TIME_LEFT_CHARS = 64
+MODALITIES = frozenset(modality.value for modality in types.MediaModality)
+OTHER_MODALITY = "OTHER"
+UNKNOWN_REASON = "UNKNOWN"
+_REASON = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -151,6 +170,13 @@ class UpstreamClosed:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """Part of a server message that was repaired or left out (``what``: which, how)."""
+
+    what: str
+
+
+@dataclass(frozen=True)
 class Reconnecting:
     """The upstream connection was lost unexpectedly; the relay is resuming it."""
 
@@ -184,6 +210,7 @@ LiveEvent = (
     | UpstreamClosed
     | Reconnecting
     | Resumed
+    | Dropped
 )
 
 
@@ -194,73 +221,133 @@ def events_from_message(message: types.LiveServerMessage) -> list[LiveEvent]:
     if content is not None:
         events.extend(_content_events(content))
     if message.tool_call is not None:
-        calls = tuple(_function_call(call) for call in message.tool_call.function_calls or ())
-        if calls:
-            events.append(ToolCall(calls=calls))
+        events.extend(_tool_call_events(message.tool_call))
     if message.tool_call_cancellation is not None:
         ids = tuple(message.tool_call_cancellation.ids or ())
         if ids:
             events.append(ToolCallCancellation(ids=ids))
     if message.usage_metadata is not None:
-        events.append(_usage_event(message.usage_metadata))
+        events.extend(_usage_events(message.usage_metadata))
     if message.session_resumption_update is not None:
         update = message.session_resumption_update
         events.append(ResumptionUpdate(handle=update.new_handle, resumable=bool(update.resumable)))
     if message.go_away is not None:
-        events.append(GoAway(time_left=message.go_away.time_left))
+        time_left = message.go_away.time_left
+        events.append(GoAway(time_left=time_left[:MAX_TIME_LEFT_CHARS] if time_left else None))
     return events
 
 
 def _content_events(content: types.LiveServerContent) -> list[LiveEvent]:
     """Events of one serverContent, the turn's end last."""
     events: list[LiveEvent] = []
-    if content.input_transcription is not None and content.input_transcription.text:
-        events.append(InputTranscript(text=content.input_transcription.text))
+    if content.input_transcription is not None:
+        events.extend(_text_events(InputTranscript, content.input_transcription.text))
     if content.model_turn is not None:
         for part in content.model_turn.parts or ():
-            if part.inline_data is not None and part.inline_data.data:
-                mime = part.inline_data.mime_type or ""
-                if mime.startswith("audio/"):
-                    events.append(AudioOut(data=part.inline_data.data))
-            elif part.text and not part.thought:
-                events.append(TextOut(text=part.text))
-    if content.output_transcription is not None and content.output_transcription.text:
-        events.append(OutputTranscript(text=content.output_transcription.text))
+            events.extend(_part_events(part))
+    if content.output_transcription is not None:
+        events.extend(_text_events(OutputTranscript, content.output_transcription.text))
     if content.interrupted:
         events.append(Interrupted())
     if content.turn_complete:
         status = content.interaction_status
-        reason = content.turn_complete_reason
-        unspecified = types.TurnCompleteReason.TURN_COMPLETE_REASON_UNSPECIFIED
         events.append(
             TurnComplete(
-                reason=reason.value if reason is not None and reason != unspecified else None,
+                reason=_reason(content.turn_complete_reason),
                 in_progress=status == types.InteractionStatus.IN_PROGRESS,
             )
         )
     return events
 
 
-def _usage_event(usage: types.UsageMetadata) -> Usage:
-    """Token counts, with per-modality details keyed like ``prompt_AUDIO``."""
+def _part_events(part: types.Part) -> list[LiveEvent]:
+    """The audio or text of one model part; audio that is not PCM16 is dropped."""
+    if part.inline_data is not None and part.inline_data.data:
+        mime = part.inline_data.mime_type or ""
+        if not mime.startswith("audio/"):
+            return []
+        if len(part.inline_data.data) % 2:
+            return [Dropped("audio of an odd length")]
+        return [AudioOut(data=part.inline_data.data)]
+    if part.text and not part.thought:
+        return _text_events(TextOut, part.text)
+    return []
+
+
+def _text_events(
+    kind: type[InputTranscript | OutputTranscript | TextOut], text: str | None
+) -> list[LiveEvent]:
+    """A text fragment as ``kind``, storable and at most MAX_TEXT_CHARS long."""
+    if not text:
+        return []
+    events: list[LiveEvent] = []
+    clean = _UNSTORABLE.sub("", text)
+    if clean != text:
+        events.append(Dropped("unstorable characters in text"))
+    if len(clean) > MAX_TEXT_CHARS:
+        clean = clean[:MAX_TEXT_CHARS]
+        events.append(Dropped(f"text over {MAX_TEXT_CHARS} characters"))
+    if clean:
+        events.append(kind(text=clean))
+    return events
+
+
+def _reason(reason: types.TurnCompleteReason | None) -> str | None:
+    """A turnCompleteReason worth telling (None for none or unspecified); odd ones: UNKNOWN."""
+    value = getattr(reason, "value", None)
+    if value is None or value == types.TurnCompleteReason.TURN_COMPLETE_REASON_UNSPECIFIED:
+        return None
+    return value if isinstance(value, str) and _REASON.match(value) else UNKNOWN_REASON
+
+
+def _tool_call_events(tool_call: types.LiveServerToolCall) -> list[LiveEvent]:
+    """The calls of a toolCall; one without an id can never be answered, and is dropped."""
+    calls = tuple(_function_call(call) for call in tool_call.function_calls or ())
+    events: list[LiveEvent] = [Dropped("function call without an id") for c in calls if not c.id]
+    answerable = tuple(call for call in calls if call.id)
+    if answerable:
+        events.append(ToolCall(calls=answerable))
+    return events
+
+
+def _usage_events(usage: types.UsageMetadata) -> list[LiveEvent]:
+    """Token counts, with per-modality details keyed like ``prompt_AUDIO``; counts out of
+    range are held to 0..MAX_TOKEN_COUNT (and reported)."""
+    held: list[LiveEvent] = []
+
+    def count(value: int | None) -> int:
+        number = value or 0
+        if not 0 <= number <= MAX_TOKEN_COUNT:
+            held.append(Dropped("token count out of range"))
+            number = min(max(number, 0), MAX_TOKEN_COUNT)
+        return number
+
     details: dict[str, int] = {}
     for prefix, counts in (
         ("prompt", usage.prompt_tokens_details),
         ("response", usage.response_tokens_details),
         ("tool_use", usage.tool_use_prompt_tokens_details),
     ):
-        for count in counts or ():
-            if count.modality is not None and count.token_count:
-                key = f"{prefix}_{count.modality.value}"
-                details[key] = details.get(key, 0) + count.token_count
-    return Usage(
-        prompt_tokens=usage.prompt_token_count or 0,
-        response_tokens=usage.response_token_count or 0,
-        total_tokens=usage.total_token_count or 0,
+        for item in counts or ():
+            tokens = count(item.token_count)
+            if item.modality is not None and tokens:
+                key = f"{prefix}_{_modality(item.modality)}"
+                details[key] = min(details.get(key, 0) + tokens, MAX_TOKEN_COUNT)
+    event = Usage(
+        prompt_tokens=count(usage.prompt_token_count),
+        response_tokens=count(usage.response_token_count),
+        total_tokens=count(usage.total_token_count),
         details=details,
-        thoughts_tokens=usage.thoughts_token_count or 0,
-        tool_use_prompt_tokens=usage.tool_use_prompt_token_count or 0,
+        thoughts_tokens=count(usage.thoughts_token_count),
+        tool_use_prompt_tokens=count(usage.tool_use_prompt_token_count),
     )
+    return [*held, event]
+
+
+def _modality(modality: types.MediaModality) -> str:
+    """A modality's name if it is one the SDK knows, else ``OTHER``."""
+    value = getattr(modality, "value", None)
+    return value if isinstance(value, str) and value in MODALITIES else OTHER_MODALITY
 
 
 def _function_call(call: types.FunctionCall) -> FunctionCall:

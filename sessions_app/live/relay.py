@@ -42,6 +42,7 @@ from websockets.exceptions import ConnectionClosed
 from sessions_app.live.aio import cancel_and_wait, first_of
 from sessions_app.live.events import (
     AudioOut,
+    Dropped,
     FunctionResult,
     GoAway,
     Interrupted,
@@ -69,10 +70,19 @@ DRAIN_TIMEOUT_S = 2.0
 REPLAY_LIMIT = 600  # about a minute of 100 ms audio chunks plus frames
 DEFAULT_TIME_LEFT_S = 5.0  # assumed when a goAway gives no timeLeft
 SEND_ERRORS = (ConnectionClosed, errors.APIError, OSError)
+# What the SDK raises for a server message it cannot read: malformed JSON or a wrong type
+# (ValueError, pydantic's ValidationError), JSON that is no object (AttributeError,
+# TypeError), an odd enum value (AttributeError), nesting too deep (RecursionError).
+UNREADABLE_ERRORS = (TypeError, ValueError, AttributeError, LookupError, RecursionError)
+UNREADABLE_KINDS = 32  # kinds of skipped messages counted apart; the rest as OTHER_KINDS
+OTHER_KINDS = "other kinds"
+REPAIRED = "repaired"  # part of a message left out or mended (events.Dropped), not skipped
+MAX_TIME_LEFT_S = 600.0  # a goAway never announces more than a connection's lifetime
 # Close codes of a setup whose resumption handle the service will not take (expired after
 # "Deadline expired", not resumable, or unknown): resuming again with it cannot work.
 HANDLE_REFUSED_CODES = frozenset({1007, 1008})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
+_SAFE_KIND = re.compile(r"[^\w.-]", re.ASCII)  # what a message kind may show in the log
 
 
 class UpstreamUnavailable(Exception):
@@ -259,6 +269,11 @@ class LiveRelay:
         for link in links:
             if link is not None:
                 await link.close()
+        if self._unreadable:
+            logger.info(
+                "Gemini Live relay closed; server messages skipped or repaired: %d %s",
+                sum(self._unreadable.values()), dict(self._unreadable),
+            )  # fmt: skip
 
     # Connections.
 
@@ -301,6 +316,10 @@ class LiveRelay:
                 messages = link.session.receive()
                 continue
             except errors.APIError as exc:
+                if not _is_close(exc):  # a message with a "code" and no field the SDK knows
+                    self._skip_unreadable(link, exc)
+                    messages = link.session.receive()
+                    continue
                 # The SDK raises APIError for every close, a clean 1000 included.
                 code = exc.code
                 error = None if exc.code == 1000 else _describe(exc)
@@ -309,12 +328,15 @@ class LiveRelay:
                 code, _ = _close_of(exc)
                 error = _describe(exc)
                 break
-            except (TypeError, ValueError) as exc:  # a message the SDK cannot convert
+            except UNREADABLE_ERRORS as exc:  # a message the SDK cannot convert
                 self._skip_unreadable(link, exc)
                 messages = link.session.receive()
                 continue
             for event in events:
-                await self._on_link_event(link, event)
+                if isinstance(event, Dropped):
+                    self._count_unreadable(link, event.what, REPAIRED)
+                else:
+                    await self._on_link_event(link, event)
         link.idle.set()
         link.gone.set()
         link.close_code = code
@@ -322,19 +344,29 @@ class LiveRelay:
 
     def _skip_unreadable(self, link: _Link, exc: Exception) -> None:
         """Log a server message the SDK could not read, once per kind, and count it."""
-        kind = _unreadable_kind(exc)
+        self._count_unreadable(link, _unreadable_kind(exc), type(exc).__name__)
+
+    def _count_unreadable(self, link: _Link, kind: str, how: str) -> None:
+        """Count a server message (or part of one) skipped or repaired, logged once per kind.
+
+        At most UNREADABLE_KINDS kinds are told apart: a stream of made-up kinds does
+        not grow the counts (or the log) without bound.
+        """
+        if kind not in self._unreadable and len(self._unreadable) >= UNREADABLE_KINDS:
+            kind = OTHER_KINDS
         seen = self._unreadable.get(kind, 0)
         self._unreadable[kind] = seen + 1
         if not seen:
+            done = "repaired" if how == REPAIRED else "skipped a server message the SDK cannot read"
             logger.warning(
-                "Gemini Live connection %s: skipped a server message the SDK cannot read"
-                " (%s: %s); later ones of this kind are skipped silently",
-                link.number, kind, type(exc).__name__,
+                "Gemini Live connection %s: %s (%s: %s); later ones of this kind are counted"
+                " silently", link.number, done, kind, how,
             )  # fmt: skip
 
     @property
     def unreadable_messages(self) -> dict[str, int]:
-        """Server messages skipped because the SDK could not read them, by kind."""
+        """Server messages skipped because the SDK could not read them, by kind, and the
+        parts of messages repaired or left out (see events.Dropped), by what."""
         return dict(self._unreadable)
 
     async def _on_link_event(self, link: _Link, event: LiveEvent) -> None:
@@ -399,7 +431,7 @@ class LiveRelay:
         except UpstreamUnavailable as exc:
             logger.warning(
                 "Hand-over connection refused while connection %s is open (%s);"
-                " closing it first", old.number, exc,
+                " closing it first", old.number, str(exc),
             )  # fmt: skip
             self._drop_refused_handle(handle, exc)
             await self._cut_reply(old)
@@ -424,7 +456,7 @@ class LiveRelay:
                 new = await self._connect(handle=handle)
             except UpstreamUnavailable as exc:
                 failure = exc
-                logger.warning("Resumption attempt %d failed: %s", attempt, exc)
+                logger.warning("Resumption attempt %d failed: %s", attempt, str(exc))
                 self._drop_refused_handle(handle, exc)
                 continue
             await self._switch(old, new, how if handle is not None else "fresh")
@@ -457,6 +489,10 @@ class LiveRelay:
         """
         replay = list(self._replay)
         self._link = new
+        if old is not None:
+            # Kept from here on, so that close() closes it even if the session ends while
+            # this switch is still cutting the reply, seeding or replaying.
+            self._old_links.add(old)
         if old is not None and how != "reconnect":
             await self._cut_reply(old)
         try:
@@ -467,7 +503,6 @@ class LiveRelay:
         except SEND_ERRORS:
             pass  # the receive loop reports the new link's loss
         if old is not None:
-            self._old_links.add(old)
             self._spawn(self._guard("retire", self._retire(old)))
         logger.info(
             "Gemini Live session %s on connection %s (replayed %d inputs)", how, new.number,
@@ -579,7 +614,12 @@ class LiveRelay:
 def _seconds(time_left: str | None) -> float:
     """A protobuf Duration such as ``"4.5s"`` in seconds."""
     match = _DURATION.match(time_left or "")
-    return float(match.group(1)) if match else DEFAULT_TIME_LEFT_S
+    return min(float(match.group(1)), MAX_TIME_LEFT_S) if match else DEFAULT_TIME_LEFT_S
+
+
+def _is_close(exc: errors.APIError) -> bool:
+    """Whether the SDK raised ``exc`` for the connection's close, not for a message."""
+    return isinstance(exc.__context__, ConnectionClosed)
 
 
 def _function_response(result: FunctionResult) -> types.FunctionResponse:
@@ -622,7 +662,7 @@ def _unreadable_kind(exc: BaseException) -> str:
         if trace.tb_frame.f_code.co_name == "_receive":
             response = trace.tb_frame.f_locals.get("response")
             if isinstance(response, dict) and response:
-                return "+".join(sorted(str(key)[:40] for key in response)[:4])
+                return "+".join(sorted(_SAFE_KIND.sub("?", str(key)[:40]) for key in response)[:4])
         trace = trace.tb_next
     return f"unreadable ({type(exc).__name__})"
 

@@ -46,6 +46,7 @@ from sessions_app.outbound import (
 from sessions_app.outbound import error as error_message
 from sessions_app.session import tools
 from sessions_app.session.endings import INTERNAL_ERROR_MESSAGE, ending
+from sessions_app.session.outbox import OutboxLimits, SpeechOutbox
 from sessions_app.session.recorder import SessionRecorder
 from sessions_app.share_config import SessionLimits
 
@@ -55,6 +56,8 @@ EndReason = LiveSession.EndReason
 Role = TranscriptEntry.Role
 Source = TranscriptEntry.Source
 INTERNAL = protocol.ErrorCode.INTERNAL_ERROR
+STORAGE_CODE = protocol.ErrorCode.STORAGE_UNAVAILABLE
+HEARTBEAT_RETRY_S = 1.0  # a heartbeat the database missed is tried again this soon
 
 OUTPUT_BYTES_PER_SECOND = 48000  # PCM16 mono 24 kHz
 MISCONFIGURED_MESSAGE = (
@@ -70,6 +73,10 @@ REFUSED_TURN_MESSAGES = {
     "NEED_MORE_INPUT": "The model needs more to go on: say or type a little more.",
 }
 REFUSED_TURN_DEFAULT = "The model did not answer that turn ({reason})."
+STORAGE_START_MESSAGE = (
+    "The server cannot reach its database right now, so no session can start."
+    " Try again in a minute."
+)
 
 
 class SessionFailed(Exception):
@@ -111,7 +118,18 @@ class Conversation:
         self.user_id = session.user_id
         self.browser = browser
         self.limits = limits
-        self.recorder = SessionRecorder(session.id)
+        self.recorder = SessionRecorder(
+            session.id,
+            max_unsaved=limits.max_unsaved_lines,
+            retry_cap_s=limits.storage_retry_s,
+            on_overflow=self._storage_overflow,
+        )
+        self._storage_end: asyncio.Task[None] | None = None
+        self.outbox = SpeechOutbox(
+            send=self._send_speech,
+            limits=OutboxLimits(limits.downstream_window_s, limits.downstream_buffer_s),
+            session_id=session.id,
+        )
         self.relay: LiveRelay | None = None
         self.model = model_info(session.model)
         self.text_mode = session.response_modality == LiveSession.Modality.TEXT
@@ -151,16 +169,20 @@ class Conversation:
                 EndReason.WORKER_LIMIT,
                 "This server is at capacity right now. Try again in a minute.",
             )
-        session = await database_sync_to_async(services.live_session_create)(
-            user=user,
-            model=config.model,
-            modality=start.modality,
-            voice=start.voice,
-            user_agent=user_agent,
-            max_per_user=limits.max_per_user,
-            stale_after_s=limits.stale_after_s,
-            refuse=refuse,
-        )
+        try:
+            session = await database_sync_to_async(services.live_session_create)(
+                user=user,
+                model=config.model,
+                modality=start.modality,
+                voice=start.voice,
+                user_agent=user_agent,
+                max_per_user=limits.max_per_user,
+                stale_after_s=limits.stale_after_s,
+                refuse=refuse,
+            )
+        except DatabaseError as exc:
+            logger.warning("A session could not start: the database is unreachable (%s)", exc)
+            raise protocol.ClientError(STORAGE_CODE, STORAGE_START_MESSAGE) from exc
         conversation = cls(session=session, browser=browser, limits=limits)
         _live.add(conversation)
         try:
@@ -254,6 +276,14 @@ class Conversation:
         )
         await relay.send_text(message.text)
 
+    async def ack(self, ack: protocol.Ack) -> None:
+        """The browser received this many model audio frames: send what the window allows."""
+        await self.outbox.ack(ack.audio)
+
+    async def _send_speech(self, pcm: bytes) -> None:
+        """Send a chunk of model speech the outbox let through."""
+        await self.browser.send_media(encode_audio(pcm))
+
     async def audio_end(self) -> None:
         """The microphone stopped: let the model answer what it has heard."""
         await self._relay().send_audio_end()
@@ -267,6 +297,7 @@ class Conversation:
         if self._ended:
             return
         self._ended = True
+        self.outbox.close()
         how = ending(reason)
         status = how.status
         _live.discard(self)
@@ -276,7 +307,13 @@ class Conversation:
         await self.tools.close()
         if self.relay is not None:
             await self.relay.close()
-        await self.recorder.finish(status=status, end_reason=reason)
+        # With the database away the browser is told at once; the writer stores the rest
+        # in the background when it returns. A shutdown tries once more before the
+        # process goes.
+        wait = reason == EndReason.SERVER_SHUTDOWN or (
+            reason != EndReason.STORAGE_UNAVAILABLE and not self.recorder.storage_down
+        )
+        await self.recorder.finish(status=status, end_reason=reason, wait=wait)
         log_event(
             "session_end", session_id=self.session_id, user_id=self.user_id, status=status,
             reason=reason, resumptions=self.recorder.counters.resumptions,
@@ -309,7 +346,8 @@ class Conversation:
                 self.recorder.counters.audio_seconds_out += len(data) / OUTPUT_BYTES_PER_SECOND
                 if not self.text_mode:  # text mode shows the transcription instead
                     self._spoke = True
-                    await self.browser.send_media(encode_audio(data))
+                    await self.outbox.push(data)  # held or dropped for a slow browser
+                    self.recorder.counters.speech_dropped_s = self.outbox.dropped_s
             case events.InputTranscript(text=text):
                 await self._fragment(Role.USER, Source.SPEECH, text)
             case events.OutputTranscript(text=text) | events.TextOut(text=text):
@@ -338,9 +376,11 @@ class Conversation:
                 logger.debug("Session %s: %s", self.session_id, event)
 
     async def _fragment(self, role: str, source: str, text: str) -> None:
-        """Record a fragment and show it live."""
+        """Record a fragment and show it live (what the line's length cap kept of it)."""
         turn = self.recorder.turns.turn
-        self.recorder.fragment(role=role, source=source, text=text)
+        text = self.recorder.fragment(role=role, source=source, text=text)
+        if not text:
+            return
         await self.browser.send_text(
             encode(Transcript(role=role, source=source, text=text, turn=turn))
         )
@@ -354,6 +394,7 @@ class Conversation:
         if self._interrupted or not (self._spoke or self.recorder.turns.pending):
             return
         self._interrupted = True
+        self.outbox.clear()  # the cut-off reply's speech still waiting is never sent
         await self.browser.send_text(encode(Interrupted(turn=self.recorder.turns.turn)))
 
     async def _turn_ended(self, reason: str | None = None) -> None:
@@ -507,11 +548,25 @@ class Conversation:
                 )
                 return
             if now >= next_beat:
-                next_beat = now + limits.heartbeat_s
-                with contextlib.suppress(DatabaseError):
-                    await database_sync_to_async(services.live_session_heartbeat)(
-                        session_id=self.session_id
-                    )
+                next_beat = now + await self._heartbeat()
+
+    async def _heartbeat(self) -> float:
+        """Stamp the row; the seconds until the next stamp (soon again if it failed)."""
+        try:
+            await database_sync_to_async(services.live_session_heartbeat)(
+                session_id=self.session_id
+            )
+        except DatabaseError:
+            return min(self.limits.heartbeat_s, HEARTBEAT_RETRY_S)
+        return self.limits.heartbeat_s
+
+    def _storage_overflow(self) -> None:
+        """Too many lines wait for the database: end as storage_unavailable, not drop them."""
+        if self._ended or self._storage_end is not None:
+            return
+        self._storage_end = asyncio.create_task(
+            self.end(EndReason.STORAGE_UNAVAILABLE), name="storage-unavailable-end"
+        )
 
     def _relay(self) -> LiveRelay:
         """The open relay."""

@@ -13,6 +13,11 @@ or their words arrived:
   independently): the user spoke first.
 
 A typed message while no turn is in progress is a line of its own at once.
+
+One speaker's line of one turn holds at most :data:`MAX_LINE_CHARS` characters: a stream
+of fragments that never ends its turn (a hostile or broken upstream) cannot grow a line,
+or the page showing it, without bound. What comes past the cap is left out, and said so
+once in the line.
 """
 
 from dataclasses import dataclass, field
@@ -24,6 +29,9 @@ from sessions_app.models import TranscriptEntry
 
 Role = TranscriptEntry.Role
 Source = TranscriptEntry.Source
+
+MAX_LINE_CHARS = 20_000  # about 50 minutes of speech: far past any real turn
+CUT_MARK = " [...]"
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ class _Pending:
     source: str
     started_at: datetime
     fragments: list[str] = field(default_factory=list)
+    size: int = 0  # characters in ``fragments``
+    cut: bool = False  # the line reached MAX_LINE_CHARS: later fragments are left out
 
 
 class TurnBuffer:
@@ -58,15 +68,26 @@ class TurnBuffer:
         self._typed: list[_Pending] = []  # typed while the turn was in progress
         self.turn = 1
 
-    def add_fragment(self, *, role: str, source: str, text: str) -> None:
-        """Add a fragment of the turn in progress."""
+    def add_fragment(self, *, role: str, source: str, text: str) -> str:
+        """Add a fragment of the turn in progress; returns what was kept of it.
+
+        Past :data:`MAX_LINE_CHARS` for the line, the fragment is cut (the cut marked
+        once) and later ones are kept as "": the caller shows the browser only what is kept.
+        """
         speaker = self._speakers.get(role)
         if speaker is None:
             began = self._tick()
             if role == Role.USER and self._speakers:
                 began = min(item.began for item in self._speakers.values())
             speaker = self._speakers[role] = _Pending(began, role, source, timezone.now())
+        if speaker.cut:
+            return ""
+        room = MAX_LINE_CHARS - speaker.size
+        if len(text) > room:
+            text, speaker.cut = text[:room] + CUT_MARK, True
         speaker.fragments.append(text)
+        speaker.size += len(text)
+        return text
 
     def add_typed(self, text: str) -> Line | None:
         """A typed message: a line now, or (mid-turn) once the turn it interrupts is done."""

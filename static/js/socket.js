@@ -14,7 +14,16 @@ export const CloseCode = Object.freeze({
   STORAGE_UNAVAILABLE: 4503, // the database was away too long to keep the transcript
 });
 
+// Model audio frames are acknowledged (`ack`) every ACK_EVERY frames, and ACK_DELAY_MS
+// after the last one: the server sends no more than a few seconds of speech ahead of them.
+const ACK_EVERY = 4;
+const ACK_DELAY_MS = 250;
+
 export class ShareSocket extends EventTarget {
+  #audioFrames = 0; // model audio frames received since the session's `connecting`
+  #ackedFrames = 0;
+  #ackTimer = null;
+
   constructor(path) {
     super();
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -48,14 +57,40 @@ export class ShareSocket extends EventTarget {
     this.ws.close(CloseCode.NORMAL);
   }
 
+  // Tell the server how many model audio frames arrived, now or a little later.
+  #countAudio() {
+    this.#audioFrames += 1;
+    if (this.#audioFrames - this.#ackedFrames >= ACK_EVERY) this.#ack();
+    else if (this.#ackTimer === null) this.#ackTimer = setTimeout(() => this.#ack(), ACK_DELAY_MS);
+  }
+
+  #ack() {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = null;
+    if (this.#audioFrames === this.#ackedFrames) return;
+    this.#ackedFrames = this.#audioFrames;
+    this.sendJson({ type: "ack", audio: this.#audioFrames });
+  }
+
+  // A session starts (or ended): its frames are counted from zero.
+  #resetAudioCount() {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = null;
+    this.#audioFrames = this.#ackedFrames = 0;
+  }
+
   #onMessage(event) {
     if (typeof event.data === "string") {
       const message = JSON.parse(event.data);
+      if (message.type === "status" && ["connecting", "ended"].includes(message.state)) {
+        this.#resetAudioCount();
+      }
       this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
       return;
     }
     const bytes = new Uint8Array(event.data);
     if (bytes.length > 1 && bytes[0] === Kind.AUDIO) {
+      this.#countAudio();
       const pcm = event.data.slice(1);
       this.dispatchEvent(new CustomEvent("audio", { detail: pcm }));
     }

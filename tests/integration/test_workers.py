@@ -7,13 +7,9 @@ admin's "End live session now" reaching another worker, SIGTERM and SIGKILL.
 
 import asyncio
 import json
-import re
 import signal
 import socket
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from sessions_app.models import LiveSession
 from standin import ThreadedStandIn
-from tests.clients import NoRedirect, expect, say, start_live
+from tests.clients import admin_end_now, expect, say, start_live
 from tests.conftest import login_cookie, running_workers, upstream_worker_env
 from tests.processes import DaphneWorker
 from tests.records import eventually, stored_unnumbered
@@ -78,47 +74,6 @@ async def test_per_user_limit_holds_across_two_workers(
     assert reasons == ["", "client_stop", "user_limit"]
 
 
-def _open(url: str, cookies: dict[str, str], data: bytes | None = None) -> Any:
-    """One request with ``cookies``; redirects come back as HTTPError responses."""
-    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
-    if data is not None:
-        headers.update({"Origin": url.split("/admin/")[0], "Referer": url})
-    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - local
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        return opener.open(request, timeout=10)
-    except urllib.error.HTTPError as response:
-        return response
-
-
-def _set_cookies(response: Any, cookies: dict[str, str]) -> None:
-    """Keep the cookies a response sets."""
-    for header in response.headers.get_all("Set-Cookie") or []:
-        name, _, rest = header.partition("=")
-        cookies[name] = rest.split(";", 1)[0]
-
-
-def admin_post_end_now(worker: DaphneWorker, cookie: str, session_id: str) -> str:
-    """Run the admin action "End live session now" on ``worker``, as a browser would."""
-    url = f"{worker.url}/admin/sessions_app/livesession/"
-    name, _, value = cookie.partition("=")
-    cookies = {name: value}
-    page = _open(url, cookies)
-    html = page.read().decode()
-    assert "End live session now" in html
-    _set_cookies(page, cookies)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
-    assert token is not None
-    data = urllib.parse.urlencode(
-        {"action": "end_now", "_selected_action": session_id, "index": "0",
-         "csrfmiddlewaretoken": token.group(1)}
-    ).encode()  # fmt: skip
-    posted = _open(url, cookies, data)
-    assert posted.status == 302, posted.read().decode()[:2000]
-    _set_cookies(posted, cookies)
-    return str(_open(url, cookies).read().decode())
-
-
 async def test_admin_action_ends_a_session_held_by_another_worker(
     workers: list[DaphneWorker], user: Any, admin_user: Any, upstream: ThreadedStandIn
 ) -> None:
@@ -128,7 +83,7 @@ async def test_admin_action_ends_a_session_held_by_another_worker(
     session_id = await start_live(ws)
     await say(ws, "before the admin steps in")
 
-    page = await asyncio.to_thread(admin_post_end_now, workers[1], admin_cookie, session_id)
+    page = await asyncio.to_thread(admin_end_now, workers[1], admin_cookie, session_id)
     assert "Asked 1 live session(s) to end." in page
 
     ended = await expect(ws, "status", state="ended")

@@ -1,6 +1,6 @@
 """Merging transcription fragments into lines."""
 
-from sessions_app.session.transcripts import TurnBuffer
+from sessions_app.session.transcripts import CUT_MARK, MAX_LINE_CHARS, TurnBuffer
 
 
 def test_fragments_merge_per_speaker_user_first() -> None:
@@ -57,3 +57,14 @@ def test_late_user_speech_still_precedes_the_reply_it_led_to() -> None:
         ("user", "typed", "by the way"),
     ]
     assert [x.sequence for x in lines] == [1, 2, 3]
+
+
+def test_a_line_stops_growing_at_the_cap_and_says_it_was_cut() -> None:
+    turns = TurnBuffer()
+    kept = [turns.add_fragment(role="model", source="speech", text="z" * 7000) for _ in range(4)]
+    assert [len(k) for k in kept] == [7000, 7000, MAX_LINE_CHARS - 14000 + len(CUT_MARK), 0]
+    assert kept[2].endswith(CUT_MARK)
+    assert turns.add_fragment(role="user", source="speech", text="still heard") == "still heard"
+    user, model = turns.complete_turn()
+    assert model.text == "z" * MAX_LINE_CHARS + CUT_MARK
+    assert user.text == "still heard"
