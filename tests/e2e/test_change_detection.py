@@ -47,7 +47,12 @@ def check_still_window_sends_few_frames(page: Any) -> None:
 
 
 def check_a_change_is_sent_at_once(page: Any, e2e_standin: ThreadedStandIn) -> None:
-    """Change the screen: the very next tick (1 s at 1 frame/s) sends a frame."""
+    """Change the screen: the first tick that sees it sends it, one or two ticks later.
+
+    A tick samples what the tab capture last delivered, which can lag the paint by a
+    frame or so: a tick right after the change may not see it yet (and may be a keyframe
+    tick). The next one, a second later at 1 frame/s, must.
+    """
     frames_before = len(e2e_standin.connections[-1].frames)
     changed_at = page.evaluate("""() => {
         const cover = document.createElement('div');
@@ -55,13 +60,15 @@ def check_a_change_is_sent_at_once(page: Any, e2e_standin: ThreadedStandIn) -> N
         document.body.append(cover);
         return performance.now();
     }""")
-    wait_for_js(
-        page, f"window.sharePage.screen.ticks.some(t => t.at > {changed_at})", timeout=10000
-    )
-    next_tick = page.evaluate(f"window.sharePage.screen.ticks.find(t => t.at > {changed_at})")
-    assert next_tick["sent"]
-    assert not next_tick["keyframe"]
-    assert next_tick["changed"] > 0.5
+    after = f"window.sharePage.screen.ticks.filter(t => t.at > {changed_at})"
+    wait_for_js(page, f"{after}.length >= 2", timeout=10000)
+    first, second = page.evaluate(f"{after}.slice(0, 2)")
+    seen = first if first["changed"] > 0.5 else second
+    if seen is second:  # the first tick came before the capture showed the change
+        assert first["changed"] < 0.01, first
+    assert seen["changed"] > 0.5, (first, second)
+    assert seen["sent"]
+    assert not seen["keyframe"]
     e2e_standin.wait_for(lambda: len(e2e_standin.connections[-1].frames) > frames_before, timeout=5)
 
 
