@@ -60,6 +60,7 @@ MIDDLEWARE = [
     # django-csp, plus connect-src for the share WebSocket (CONTENT_SECURITY_POLICY below).
     "assistant_site.security.WebSocketCSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -236,7 +237,14 @@ AXES_LOCKOUT_TEMPLATE = "registration/login.html"
 # The address comes from REMOTE_ADDR, or from X-Forwarded-For behind trusted proxies only.
 AXES_CLIENT_IP_CALLABLE = "assistant_site.security.client_ip"
 
-LANGUAGE_CODE = "en-us"
+# English and Simplified Chinese. The language follows the browser (Accept-Language)
+# until the user picks one with the switcher (django.views.i18n.set_language, a cookie).
+# Catalogs: locale/<lang>/LC_MESSAGES/django.po (templates, Python) and djangojs.po
+# (static/js, served by JavaScriptCatalog at /jsi18n/); `make messages` updates and
+# compiles them, and the compiled .mo files are kept in the repository.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
