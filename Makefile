@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test deploy-test bench lint install browsers nginx migrate clean
+.PHONY: run test deploy-test bench lint install browsers nginx axe screenshots migrate clean
 
 install: $(STAMP)
 
@@ -28,7 +28,7 @@ run: $(STAMP)
 ## test: the whole suite (unit, integration, end-to-end in headless Chromium)
 test: export DJANGO_DEBUG ?= 0
 test: export DJANGO_ALLOWED_HOSTS ?= testserver,localhost,127.0.0.1
-test: $(STAMP) browsers nginx
+test: $(STAMP) browsers nginx axe
 	@export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')}"; \
 	$(PY) -m ruff check . && GEMINI_OFFLINE_DEMO=1 $(PY) -m mypy && $(PY) -m pytest $(PYTEST_ARGS)
 
@@ -54,9 +54,34 @@ lint: $(STAMP)
 browsers:
 	@bash deploy/ensure-chromium.sh
 
+## axe: axe-core, pinned in tests/e2e/axe/package-lock.json, for the accessibility e2e test
+AXE := tests/e2e/axe
+axe: $(AXE)/node_modules/.package-lock.json
+
+$(AXE)/node_modules/.package-lock.json: $(AXE)/package.json $(AXE)/package-lock.json
+	npm ci --prefix $(AXE) --no-audit --no-fund
+	touch $@
+
+## screenshots: docs/screenshots/ from the real pages (the stand-in answers), in Chromium,
+## with a CJK font (Debian's fonts-wqy-zenhei) for the Chinese one
+screenshots: $(STAMP) browsers
+	@fc-list :lang=zh | grep -q . || apt-get install -y --no-install-recommends fonts-wqy-zenhei
+	$(PY) -m bench.screenshots
+
 ## nginx: Debian's nginx for the deployment smoke test (tests/deploy runs it, never as a service)
 nginx:
 	@bash deploy/ensure-nginx.sh
+
+## messages: collect every translatable string into locale/zh_Hans/LC_MESSAGES/django.po
+## (templates, Python) and djangojs.po (static/js), then compile the .mo files the site
+## serves (kept in the repository, so running the site and the tests needs no gettext)
+MESSAGES_IGNORE := $(foreach p,.venv standin tests bench var staticfiles node_modules,--ignore=$(p) --ignore='$(p)/*')
+MANAGE := DJANGO_SECRET_KEY=messages DJANGO_ALLOWED_HOSTS=localhost GEMINI_OFFLINE_DEMO=1 $(PY) manage.py
+.PHONY: messages
+messages: $(STAMP)
+	$(MANAGE) makemessages --locale zh_Hans --domain django --no-obsolete $(MESSAGES_IGNORE)
+	$(MANAGE) makemessages --locale zh_Hans --domain djangojs --extension js --no-obsolete $(MESSAGES_IGNORE)
+	$(MANAGE) compilemessages --locale zh_Hans --ignore=.venv
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

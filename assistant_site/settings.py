@@ -312,6 +312,11 @@ GEMINI_VOICES = env.list(
     "GEMINI_VOICES", default=["Puck", "Charon", "Kore", "Fenrir", "Aoede", "Leda", "Orus", "Zephyr"]
 )
 GEMINI_DEFAULT_VOICE = env.str("GEMINI_DEFAULT_VOICE", default="Puck")
+# The languages the model may be asked to speak (speech_config.language_code, BCP 47 codes
+# of the Live API's list); the share page offers them and defaults to the page's language
+# (sessions_app.languages). Native-audio models pick the language themselves and ignore it.
+GEMINI_SPEECH_LANGUAGES = env.list("GEMINI_SPEECH_LANGUAGES", default=["en-US", "cmn-CN"])
+GEMINI_DEFAULT_SPEECH_LANGUAGE = env.str("GEMINI_DEFAULT_SPEECH_LANGUAGE", default="en-US")
 GEMINI_CONNECT_TIMEOUT_S = env.float("GEMINI_CONNECT_TIMEOUT_S", default=15.0)
 # permessage-deflate on the model connection. Off: media goes up as base64 JSON, which
 # deflate shrinks by about a fifth at a high CPU cost per message (see docs/benchmarks.md).

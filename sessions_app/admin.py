@@ -12,11 +12,15 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 from sessions_app import control, exports, usage
 from sessions_app.events_log import log_event
 from sessions_app.models import LiveSession, Note, TranscriptEntry
 from sessions_app.session.endings import ADMIN_END_MESSAGE
+
+ALREADY_ENDED = gettext_noop("%(count)d selected session(s) had already ended.")
 
 USAGE_DEFAULT_DAYS = 30
 
@@ -27,6 +31,9 @@ class _ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
+    # Django's tabular inline heads each row with str(obj), which for a transcript line
+    # is its text again: this copy of that template shows the columns only.
+    template = "admin/sessions_app/livesession/record_inline.html"
 
     def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
         """Whoever may view a session may read what belongs to it."""
@@ -70,7 +77,7 @@ class UsageRangeForm(forms.Form):
         cleaned = super().clean() or {}
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and start > end:
-            raise forms.ValidationError("The start date must not be after the end date.")
+            raise forms.ValidationError(_("The start date must not be after the end date."))
         return cleaned
 
 
@@ -133,7 +140,7 @@ class LiveSessionAdmin(admin.ModelAdmin):
         """Whether the user may end other people's live sessions."""
         return request.user.has_perm("sessions_app.end_livesession")
 
-    @admin.action(description="End live session now", permissions=["end"])
+    @admin.action(description=_("End live session now"), permissions=["end"])
     def end_now(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
         """Ask the worker holding each selected live session, wherever it runs, to end it."""
         live = list(queryset.filter(status=LiveSession.Status.ACTIVE).values_list("pk", "user_id"))
@@ -154,42 +161,45 @@ class LiveSessionAdmin(admin.ModelAdmin):
         if unreachable:
             self.message_user(
                 request,
-                f"Could not reach the workers holding {unreachable} live session(s): the"
-                " channel layer (Redis) is unavailable. They were not asked to end and are"
-                " still live; try again once it is back.",
+                gettext(
+                    "Could not reach the workers holding %(count)d live session(s): the"
+                    " channel layer (Redis) is unavailable. They were not asked to end and are"
+                    " still live; try again once it is back."
+                )
+                % {"count": unreachable},
                 messages.ERROR,
             )
         self.message_user(
             request,
-            f"Asked {asked} live session(s) to end."
-            + (f" {skipped} selected session(s) had already ended." if skipped else ""),
+            gettext("Asked %(count)d live session(s) to end.") % {"count": asked}
+            + (f" {gettext(ALREADY_ENDED) % {'count': skipped}}" if skipped else ""),
             messages.SUCCESS if asked else messages.WARNING,
         )
 
-    @admin.action(description="Export selected sessions as JSON", permissions=["view"])
+    @admin.action(description=_("Export selected sessions as JSON"), permissions=["view"])
     def export_json(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> HttpResponse:
         """Download the selected sessions in the JSON schema of docs/exports.md."""
         return exports.download("json", queryset)
 
-    @admin.action(description="Export selected sessions as Markdown", permissions=["view"])
+    @admin.action(description=_("Export selected sessions as Markdown"), permissions=["view"])
     def export_markdown(
         self, request: HttpRequest, queryset: QuerySet[LiveSession]
     ) -> HttpResponse:
         """Download the selected sessions as readable transcripts."""
         return exports.download("md", queryset)
 
-    @admin.action(description="Export selected sessions as CSV", permissions=["view"])
+    @admin.action(description=_("Export selected sessions as CSV"), permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> HttpResponse:
         """Download the selected sessions' transcript lines and notes, one row each."""
         return exports.download("csv", queryset)
 
-    @admin.display(description="Duration")
+    @admin.display(description=_("Duration"))
     def duration_display(self, obj: LiveSession) -> str:
         """Duration as H:MM:SS."""
         duration = obj.duration
         return "-" if duration is None else exports.hms(duration.total_seconds())
 
-    @admin.display(description="Lines", ordering="line_total")
+    @admin.display(description=_("Lines"), ordering="line_total")
     def line_count(self, obj: LiveSession) -> int:
         """How many transcript lines the session holds."""
         return getattr(obj, "line_total", None) or obj.entries.count()
@@ -207,7 +217,7 @@ class LiveSessionAdmin(admin.ModelAdmin):
             rows = usage.usage_by_user(start=_day_start(start), end=_day_start(end + timedelta(1)))
         context = {
             **self.admin_site.each_context(request),
-            "title": "Usage by user",
+            "title": _("Usage by user"),
             "opts": self.model._meta,
             "form": form,
             "rows": rows,

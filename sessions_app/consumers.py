@@ -20,9 +20,12 @@ from asgiref.typing import WebSocketReceiveEvent
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import User
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 
 from sessions_app import control, protocol
 from sessions_app.events_log import log_event
+from sessions_app.languages import connection_language
 from sessions_app.models import LiveSession
 from sessions_app.outbound import Hello, encode, error
 from sessions_app.protocol import ClientError, CloseCode, ErrorCode, ProtocolError
@@ -46,9 +49,9 @@ logger = logging.getLogger(__name__)
 
 
 RATE_NAMES = {
-    protocol.AudioChunk: "audio chunks",
-    protocol.Frame: "screen frames",
-    protocol.TypedText: "text messages",
+    protocol.AudioChunk: gettext_noop("audio chunks"),
+    protocol.Frame: gettext_noop("screen frames"),
+    protocol.TypedText: gettext_noop("text messages"),
 }
 
 
@@ -66,7 +69,14 @@ class ShareConsumer(AsyncWebsocketConsumer):
         Daphne cancels every application on SIGTERM and waits for it to finish, so this
         is where the transcript is flushed and the session marked "server shutdown".
         Whatever ends the consumer also stops a channel-layer recovery still running.
+        The connection's language (the switcher's cookie, else Accept-Language) is active
+        throughout, so errors and status messages reach the browser in the user's language.
         """
+        with translation.override(connection_language(scope)):
+            await self._run(scope, receive, send)
+
+    async def _run(self, scope: Any, receive: Any, send: Any) -> None:
+        """The consumer's loop; on cancellation, the live session ends as server shutdown."""
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
@@ -221,7 +231,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 verdict = self.limiter.check("other")
         if verdict is Verdict.ACCEPT:
             return True
-        what = RATE_NAMES.get(type(message), "messages")
+        what = RATE_NAMES.get(type(message), gettext_noop("messages"))
         if verdict is Verdict.CLOSE:
             log_event(
                 "flood_closed", session_id=self._session_id(), user_id=self._user().pk,
@@ -229,7 +239,8 @@ class ShareConsumer(AsyncWebsocketConsumer):
             )  # fmt: skip
             raise ClientError(
                 ErrorCode.RATE_LIMITED,
-                f"Closed: the browser kept sending too many {what}.",
+                gettext("Closed: the browser kept sending too many %(what)s.")
+                % {"what": gettext(what)},
                 end_reason=EndReason.RATE_LIMITED,
             )
         if verdict is Verdict.DROP_AND_WARN:
@@ -241,8 +252,11 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 encode(
                     error(
                         ErrorCode.RATE_LIMITED,
-                        f"Too many {what}: they are being dropped. Slow down or the connection"
-                        " will be closed.",
+                        gettext(
+                            "Too many %(what)s: they are being dropped. Slow down or the"
+                            " connection will be closed."
+                        )
+                        % {"what": gettext(what)},
                     )
                 )
             )
@@ -255,10 +269,14 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 await self.start_session(message)
             case protocol.Stop():
                 if self.conversation is None or self.conversation.ended:
-                    raise ProtocolError(ErrorCode.NOT_STARTED, "No live session to stop.")
+                    raise ProtocolError(ErrorCode.NOT_STARTED, gettext("No live session to stop."))
                 await self.end_session(EndReason.CLIENT_STOP)
             case protocol.AudioEnd():
                 await self._live().audio_end()
+            case protocol.ActivityStart():
+                await self._live().activity_start()
+            case protocol.ActivityEnd():
+                await self._live().activity_end()
             case protocol.AudioChunk():
                 await self._live().audio(message)
             case protocol.Frame():
@@ -359,7 +377,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
     def _live(self) -> Conversation:
         """The running conversation, or a not_started error."""
         if self.conversation is None or self.conversation.ended:
-            raise ProtocolError(ErrorCode.NOT_STARTED, "Start a live session first.")
+            raise ProtocolError(ErrorCode.NOT_STARTED, gettext("Start a live session first."))
         return self.conversation
 
     def _session_id(self) -> str | None:

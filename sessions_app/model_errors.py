@@ -9,10 +9,28 @@ that names the setting to look at. The service's own code and reason are kept fo
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_noop
+
 from sessions_app.protocol import ErrorCode
 
 AT_SETUP = "at setup"
 MID_SESSION = "during the session"
+
+# For the user; marked here, translated when sent (sessions_app.outbound.encode).
+UNAVAILABLE_MESSAGE = gettext_noop(
+    "The assistant's model is not available. Tell an administrator: the"
+    " GEMINI_MODEL setting names a model the service does not offer."
+)
+REFUSED_MESSAGE = gettext_noop(
+    "The model service refused this session's settings. Tell an administrator."
+)
+MODEL_ERROR_MESSAGE = gettext_noop(
+    "The model service had an internal error. Try again in a minute."
+)
+UNREACHABLE_MESSAGE = gettext_noop("The model could not be reached. Try again in a minute.")
+LOST_MESSAGE = gettext_noop(
+    "The connection to the model was lost and could not be restored. Start again."
+)
 
 
 @dataclass(frozen=True)
@@ -39,8 +57,7 @@ def model_failure(code: int | None, reason: str, *, model: str, during: str) -> 
     if code == 1008 and "not found" in reason.lower():
         return ModelFailure(
             ErrorCode.MODEL_UNAVAILABLE,
-            "The assistant's model is not available. Tell an administrator: the"
-            " GEMINI_MODEL setting names a model the service does not offer.",
+            UNAVAILABLE_MESSAGE,
             f"Gemini Live refused the model {model!r} {during} ({said}). Set GEMINI_MODEL"
             " to a current model; `manage.py check` lists the known ones.",
             code,
@@ -49,7 +66,7 @@ def model_failure(code: int | None, reason: str, *, model: str, during: str) -> 
     if code in (1007, 1008):
         return ModelFailure(
             ErrorCode.MODEL_REFUSED,
-            "The model service refused this session's settings. Tell an administrator.",
+            REFUSED_MESSAGE,
             f"Gemini Live refused the session for model {model!r} {during} ({said}). Check"
             " GEMINI_MODEL and what sessions_app/live/models.py sends that model.",
             code,
@@ -58,7 +75,7 @@ def model_failure(code: int | None, reason: str, *, model: str, during: str) -> 
     if code == 1011:
         return ModelFailure(
             ErrorCode.MODEL_ERROR,
-            "The model service had an internal error. Try again in a minute.",
+            MODEL_ERROR_MESSAGE,
             f"Gemini Live failed with an internal error {during} ({said}).",
             code,
             reason,
@@ -66,14 +83,14 @@ def model_failure(code: int | None, reason: str, *, model: str, during: str) -> 
     if during == AT_SETUP:
         return ModelFailure(
             ErrorCode.UPSTREAM_UNAVAILABLE,
-            "The model could not be reached. Try again in a minute.",
+            UNREACHABLE_MESSAGE,
             f"Gemini Live could not be reached {during} ({said}).",
             code,
             reason,
         )
     return ModelFailure(
         ErrorCode.UPSTREAM_ERROR,
-        "The connection to the model was lost and could not be restored. Start again.",
+        LOST_MESSAGE,
         f"Gemini Live connection lost {during} ({said}).",
         code,
         reason,

@@ -6,38 +6,39 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class LiveSession(models.Model):
     """One share session: a browser connection relayed to one Gemini Live conversation."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        ENDED = "ended", "Ended"
-        FAILED = "failed", "Failed"
-        INTERRUPTED = "interrupted", "Interrupted"
+        ACTIVE = "active", _("Active")
+        ENDED = "ended", _("Ended")
+        FAILED = "failed", _("Failed")
+        INTERRUPTED = "interrupted", _("Interrupted")
 
     class EndReason(models.TextChoices):
-        CLIENT_STOP = "client_stop", "Stopped by the user"
-        CLIENT_DISCONNECT = "client_disconnect", "Browser disconnected"
-        UPSTREAM_UNAVAILABLE = "upstream_unavailable", "Could not reach the model"
-        UPSTREAM_CLOSED = "upstream_closed", "Model connection closed"
-        UPSTREAM_ERROR = "upstream_error", "Model connection failed"
-        PROTOCOL_ERROR = "protocol_error", "Browser protocol violation"
-        DURATION_LIMIT = "duration_limit", "Reached the maximum session length"
-        IDLE_TIMEOUT = "idle_timeout", "No media or text for too long"
-        USER_LIMIT = "user_limit", "Refused: too many live sessions for the user"
-        WORKER_LIMIT = "worker_limit", "Refused: the server is at capacity"
-        ADMIN_ENDED = "admin_ended", "Ended by an admin"
-        SERVER_SHUTDOWN = "server_shutdown", "Server shutdown"
-        WORKER_LOST = "worker_lost", "The server process stopped unexpectedly"
-        RATE_LIMITED = "rate_limited", "Closed: the browser sent too much"
-        INTERNAL_ERROR = "internal_error", "Failed: an error in the server"
-        STORAGE_UNAVAILABLE = "storage_unavailable", "Failed: the database was away too long"
+        CLIENT_STOP = "client_stop", _("Stopped by the user")
+        CLIENT_DISCONNECT = "client_disconnect", _("Browser disconnected")
+        UPSTREAM_UNAVAILABLE = "upstream_unavailable", _("Could not reach the model")
+        UPSTREAM_CLOSED = "upstream_closed", _("Model connection closed")
+        UPSTREAM_ERROR = "upstream_error", _("Model connection failed")
+        PROTOCOL_ERROR = "protocol_error", _("Browser protocol violation")
+        DURATION_LIMIT = "duration_limit", _("Reached the maximum session length")
+        IDLE_TIMEOUT = "idle_timeout", _("No media or text for too long")
+        USER_LIMIT = "user_limit", _("Refused: too many live sessions for the user")
+        WORKER_LIMIT = "worker_limit", _("Refused: the server is at capacity")
+        ADMIN_ENDED = "admin_ended", _("Ended by an admin")
+        SERVER_SHUTDOWN = "server_shutdown", _("Server shutdown")
+        WORKER_LOST = "worker_lost", _("The server process stopped unexpectedly")
+        RATE_LIMITED = "rate_limited", _("Closed: the browser sent too much")
+        INTERNAL_ERROR = "internal_error", _("Failed: an error in the server")
+        STORAGE_UNAVAILABLE = "storage_unavailable", _("Failed: the database was away too long")
 
     class Modality(models.TextChoices):
-        AUDIO = "AUDIO", "Voice"
-        TEXT = "TEXT", "Text"
+        AUDIO = "AUDIO", _("Voice")
+        TEXT = "TEXT", _("Text")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
@@ -100,13 +101,13 @@ class TranscriptEntry(models.Model):
     """One line of a transcript: a whole speaker turn, or one typed message."""
 
     class Role(models.TextChoices):
-        USER = "user", "User"
-        MODEL = "model", "Model"
+        USER = "user", _("User")
+        MODEL = "model", _("Model")
 
     class Source(models.TextChoices):
-        SPEECH = "speech", "Speech"
-        TYPED = "typed", "Typed"
-        TEXT_REPLY = "text-reply", "Text reply"
+        SPEECH = "speech", _("Speech")
+        TYPED = "typed", _("Typed")
+        TEXT_REPLY = "text-reply", _("Text reply")
 
     session = models.ForeignKey(LiveSession, on_delete=models.CASCADE, related_name="entries")
     sequence = models.PositiveIntegerField()

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from django.utils.translation import gettext
+
 from sessions_app.protocol import JSON_SEPARATORS, ErrorCode, Kind
 
 
@@ -122,10 +124,16 @@ MESSAGE_TYPES: tuple[type[ServerMessage], ...] = (
 
 
 def encode(message: ServerMessage) -> str:
-    """One server message as compact JSON: its ``type``, then every field that is set."""
+    """One server message as compact JSON: its ``type``, then every field that is set.
+
+    A ``message`` (a sentence for people) goes in the connection's active language: the
+    fixed sentences are marked with gettext_noop where they are defined and translated here.
+    """
     body: dict[str, Any] = {"type": message.type}
     for spec in fields(message):
         value = getattr(message, spec.name)
+        if spec.name == "message" and isinstance(value, str):
+            value = gettext(value)
         if value is not None:
             body[spec.name] = value
     return json.dumps(body, separators=JSON_SEPARATORS)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from django.utils.translation import gettext
+
 JSON_SEPARATORS = (",", ":")
 
 
@@ -65,6 +67,7 @@ class ErrorCode(StrEnum):
     SERVER_BUSY = "server_busy"
     RATE_LIMITED = "rate_limited"
     STORAGE_UNAVAILABLE = "storage_unavailable"
+    WRONG_MIC_MODE = "wrong_mic_mode"
 
 
 # Codes of a message that cannot be read at all: a browser speaking this protocol never
@@ -132,11 +135,13 @@ MAX_JSON_CONTAINERS = 16
 
 # The fields each message type may carry; any other field is refused.
 FIELDS: dict[str, frozenset[str]] = {
-    "start": frozenset({"type", "mode", "voice"}),
+    "start": frozenset({"type", "mode", "voice", "push_to_talk", "language"}),
     "text": frozenset({"type", "text"}),
     "stop": frozenset({"type"}),
     "audio_end": frozenset({"type"}),
     "ack": frozenset({"type", "audio"}),
+    "activity_start": frozenset({"type"}),
+    "activity_end": frozenset({"type"}),
 }
 
 # C0 and C1 control characters and DEL, except tab and newline (allowed in typed text).
@@ -156,6 +161,8 @@ class Limits:
     max_text_chars: int
     voices: tuple[str, ...]
     default_voice: str
+    languages: tuple[str, ...] = ()  # speech languages (GEMINI_SPEECH_LANGUAGES)
+    default_language: str = ""  # used when a start names none; empty: the model's choice
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,8 @@ class Start:
 
     modality: str
     voice: str
+    push_to_talk: bool = False  # the user holds a button to talk: no automatic detection
+    language: str = ""  # the speech language (a Live API code); empty: the model's choice
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,16 @@ class Stop:
 @dataclass(frozen=True)
 class AudioEnd:
     """The microphone stopped (muted, or a second of silence): the model may answer now."""
+
+
+@dataclass(frozen=True)
+class ActivityStart:
+    """Push-to-talk: the user pressed the talk button; what follows is their turn."""
+
+
+@dataclass(frozen=True)
+class ActivityEnd:
+    """Push-to-talk: the user let go of the talk button; the model may answer now."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +229,8 @@ class Ack:
     audio: int
 
 
-ClientMessage = Start | TypedText | Stop | AudioEnd | AudioChunk | Frame | Ack
+ControlMessage = Start | TypedText | Stop | AudioEnd | Ack | ActivityStart | ActivityEnd
+ClientMessage = ControlMessage | AudioChunk | Frame
 
 # An ack's count: a non-negative integer, short enough to be converted at no cost.
 _ACK_COUNT = re.compile(r"0|[1-9][0-9]{0,14}")
@@ -305,7 +325,7 @@ _BINARY_PARSERS: dict[int, Callable[[bytes], AudioChunk | Frame]] = {
 }
 
 
-def parse_text(raw: str, limits: Limits) -> Start | TypedText | Stop | AudioEnd | Ack:
+def parse_text(raw: str, limits: Limits) -> ControlMessage:
     """Parse a JSON text frame into a control message.
 
     Returns a message or raises :class:`ProtocolError`; never anything else.
@@ -423,7 +443,26 @@ def _parse_start(data: dict[str, Any], limits: Limits) -> Start:
         raise ProtocolError(
             ErrorCode.INVALID_FIELD, f'Field "voice" must be one of: {", ".join(limits.voices)}.'
         )
-    return Start(modality=MODES[mode], voice=voice)
+    push_to_talk = data.get("push_to_talk", False)
+    if not isinstance(push_to_talk, bool):
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD,
+            f'Field "push_to_talk" must be true or false, not {_describe(push_to_talk)}.',
+        )
+    language = _speech_language(data, limits)
+    return Start(modality=MODES[mode], voice=voice, push_to_talk=push_to_talk, language=language)
+
+
+def _speech_language(data: dict[str, Any], limits: Limits) -> str:
+    """A start's ``language``: one of the offered speech languages, else the default."""
+    language = _string_field(data, "language", limits.default_language)
+    if language != limits.default_language and language not in limits.languages:
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD,
+            gettext('Field "language" must be one of: %(languages)s.')
+            % {"languages": ", ".join(limits.languages)},
+        )
+    return language
 
 
 def _parse_text_message(data: dict[str, Any], limits: Limits) -> TypedText:
@@ -454,6 +493,16 @@ def _parse_audio_end(data: dict[str, Any], limits: Limits) -> AudioEnd:
     return AudioEnd()
 
 
+def _parse_activity_start(data: dict[str, Any], limits: Limits) -> ActivityStart:
+    """``{"type": "activity_start"}``."""
+    return ActivityStart()
+
+
+def _parse_activity_end(data: dict[str, Any], limits: Limits) -> ActivityEnd:
+    """``{"type": "activity_end"}``."""
+    return ActivityEnd()
+
+
 def _parse_ack(data: dict[str, Any], limits: Limits) -> Ack:
     """``{"type": "ack", "audio": N}``: N a whole number, 0 or more (at most 15 digits)."""
     if "audio" not in data:
@@ -471,13 +520,15 @@ def _parse_ack(data: dict[str, Any], limits: Limits) -> Ack:
     return Ack(audio=int(value.literal))
 
 
-_TextParser = Callable[[dict[str, Any], Limits], Start | TypedText | Stop | AudioEnd | Ack]
+_TextParser = Callable[[dict[str, Any], Limits], ControlMessage]
 _TEXT_PARSERS: dict[str, _TextParser] = {
     "start": _parse_start,
     "text": _parse_text_message,
     "stop": _parse_stop,
     "audio_end": _parse_audio_end,
     "ack": _parse_ack,
+    "activity_start": _parse_activity_start,
+    "activity_end": _parse_activity_end,
 }
 
 

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from sessions_app.models import LiveSession, Note, TranscriptEntry
 from sessions_app.session.transcripts import Line
@@ -136,8 +137,12 @@ def _user_limit_refusal(user: User, max_per_user: int, *, since: datetime) -> Se
         return None
     return SessionRefused(
         LiveSession.EndReason.USER_LIMIT,
-        f"You already have {max_per_user} live session"
-        f"{'s' if max_per_user != 1 else ''} open. End one to start another.",
+        ngettext(
+            "You already have %(count)d live session open. End one to start another.",
+            "You already have %(count)d live sessions open. End one to start another.",
+            max_per_user,
+        )
+        % {"count": max_per_user},
     )
 
 

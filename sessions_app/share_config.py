@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from sessions_app.languages import default_speech_language
 from sessions_app.live.config import LiveConfig
 from sessions_app.protocol import Limits
 from sessions_app.ratelimit import RateLimits
@@ -50,6 +51,8 @@ class ShareConfig:
                 max_text_chars=settings.SHARE_MAX_TEXT_CHARS,
                 voices=tuple(settings.GEMINI_VOICES),
                 default_voice=settings.GEMINI_DEFAULT_VOICE,
+                languages=tuple(settings.GEMINI_SPEECH_LANGUAGES),
+                default_language=default_speech_language(),
             ),
             rates=RateLimits(
                 audio_rate_factor=settings.SHARE_AUDIO_RATE_FACTOR,

@@ -7,8 +7,9 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import get_language
 
-from sessions_app import exports
+from sessions_app import exports, languages
 from sessions_app.models import LiveSession, Note, TranscriptEntry
 
 SESSIONS_PER_PAGE = 25
@@ -38,6 +39,8 @@ def share(request: HttpRequest) -> HttpResponse:
         {
             "voices": settings.GEMINI_VOICES,
             "default_voice": settings.GEMINI_DEFAULT_VOICE,
+            "speech_languages": languages.speech_language_choices(),
+            "default_speech_language": languages.page_speech_language(get_language()),
             "capture": capture,
             "frame_rates": FRAME_RATES,
         },

@@ -1,8 +1,14 @@
 """The ears and eyes of the stand-in's synthetic model: utterances, frames and texts.
 
 A simple energy voice-activity detector cuts the user's audio into utterances (ended by
-a pause, the end of the stream, activityEnd or the length limit). Frames count toward
-the model's context as the session's turn coverage says: with
+a pause, the end of the stream, activityEnd or the length limit). With automatic activity
+detection disabled in the setup (``manual``, push-to-talk) there is no detector: an
+utterance is the audio between activityStart and activityEnd, and only activityEnd ends
+it (never a pause, the length limit or ``audioStreamEnd``); audio outside an activity is
+heard (counted) but starts nothing. activityStart/End sent while automatic detection is
+on are taken leniently, as the service's documentation does not say how it refuses them.
+
+Frames count toward the model's context as the session's turn coverage says: with
 ``TURN_INCLUDES_ONLY_ACTIVITY`` only a frame seen during user activity (an utterance in
 progress, between activityStart and activityEnd) or up to ``Behaviour.activity_window_s``
 before a user text; with either other coverage every frame.
@@ -49,6 +55,7 @@ class Listener:
 
     def __init__(self, host: BehaviourHost) -> None:
         self.coverage = AUDIO_ACTIVITY_AND_ALL_VIDEO
+        self.manual = False  # automatic activity detection disabled: activityStart/End only
         self.audio_s = 0.0
         self.frame_count = 0
         self.frame_size: media.Size | None = None
@@ -115,6 +122,8 @@ class Listener:
         if not behaviour.analyse_audio:
             return False
         loud = media.pcm16_rms(data) >= behaviour.silence_rms
+        if self.manual:
+            return self._hear_in_activity(rate, data, seconds, loud=loud)
         utterance, started = self._utterance, False
         if utterance is None:
             if not loud:
@@ -134,6 +143,25 @@ class Listener:
         ):
             self.end_utterance()
         return started
+
+    def _hear_in_activity(self, rate: int, data: bytes, seconds: float, *, loud: bool) -> bool:
+        """Manual activity: audio joins the utterance only between activityStart and End."""
+        if not self._manual_activity:
+            return False
+        utterance, started = self._utterance, False
+        if utterance is None:
+            utterance = self._utterance = Utterance(rate)
+            started = True
+        utterance.pcm += data
+        utterance.seconds += seconds
+        if loud:
+            utterance.speech_bytes = len(utterance.pcm)
+        return started
+
+    def audio_stream_end(self) -> None:
+        """The client's microphone stopped: ends the utterance, unless activity is manual."""
+        if not self.manual:
+            self.end_utterance()
 
     def activity_start(self) -> None:
         """The client says the user started speaking (manual activity detection)."""

@@ -135,6 +135,8 @@ class Connection:
     and ``thinking_level`` (None unless set). ``conversation`` is the index of the first
     connection of its resumption chain (None until the setup is accepted).
     ``replies`` holds every message sent; a raw text frame as ``{"raw": text}``.
+    ``reply_marks[i]`` is how many client ``messages`` had arrived when ``replies[i]`` was
+    sent: the order of the two, for tests of what a reply waited for.
 
     ``tool_calls`` are the function calls the model made on it (``{id, name, args}``),
     ``tool_cancellations`` the call ids it withdrew, ``tool_responses`` what came back.
@@ -157,6 +159,7 @@ class Connection:
     tool_cancellations: list[str] = field(default_factory=list)
     tool_responses: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    reply_marks: list[int] = field(default_factory=list, repr=False)
     opened_at: float | None = None
     setup_complete_at: float | None = None
     go_away_at: float | None = None
@@ -186,6 +189,7 @@ class Connection:
             audio=list(self.audio), frames=list(self.frames), texts=list(self.texts),
             tool_calls=list(self.tool_calls), tool_cancellations=list(self.tool_cancellations),
             tool_responses=list(self.tool_responses), replies=list(self.replies),
+            reply_marks=list(self.reply_marks),
         )  # fmt: skip
 
     def summary(self) -> str:

@@ -202,6 +202,7 @@ class LiveConnectionHandler:
         profile = record.profile = model_profile(setup, record.path)
         config = read_config(setup, profile)
         record.turn_coverage = self._listener.coverage = config.turn_coverage
+        self._listener.manual = config.manual_activity
         record.media_resolution = config.media_resolution
         record.thinking_level = config.thinking_level
         if handle:
@@ -233,7 +234,7 @@ class LiveConnectionHandler:
                     self._heard(value)
                     self._model.answer_text(value)
                 case "audioStreamEnd":
-                    self._listener.end_utterance()
+                    self._listener.audio_stream_end()
                 case "activityEnd":
                     self._listener.activity_end()
                 case "activityStart":

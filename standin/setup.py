@@ -49,7 +49,11 @@ class SessionConfig:
     transcribe_input: bool = False
     transcribe_output: bool = False
     resumable: bool = False
+    manual_activity: bool = False  # automatic activity detection disabled: activityStart/End
     behaviours: dict[str, str] = field(default_factory=dict)  # declared function -> behaviour
+    # speechConfig.languageCode: taken, and ignored as native-audio models do (they choose
+    # the language they hear); kept so that a test can see what the setup asked for.
+    speech_language: str | None = None
 
     def behaviour_of(self, function: str) -> str:
         """BLOCKING or NON_BLOCKING: the declaration's ``behavior``, else the model's default."""
@@ -103,6 +107,10 @@ def read_config(setup: dict[str, Any], profile: ModelProfile) -> SessionConfig:
         raise InvalidInput(f"proactivity.proactive_audio cannot be disabled for {profile.name}.")
     realtime = as_object(setup.get("realtimeInputConfig"), "setup.realtimeInputConfig")
     coverage = _enum(realtime.get("turnCoverage"), TURN_COVERAGES, "turn_coverage")
+    detection = as_object(
+        realtime.get("automaticActivityDetection"),
+        "setup.realtimeInputConfig.automaticActivityDetection",
+    )
     return SessionConfig(
         profile=profile,
         turn_coverage=coverage or profile.default_turn_coverage,
@@ -111,8 +119,19 @@ def read_config(setup: dict[str, Any], profile: ModelProfile) -> SessionConfig:
         transcribe_input="inputAudioTranscription" in setup,
         transcribe_output="outputAudioTranscription" in setup,
         resumable="sessionResumption" in setup,
+        manual_activity=detection.get("disabled") is True,
         behaviours=_declared_behaviours(setup, profile),
+        speech_language=_speech_language(config),
     )
+
+
+def _speech_language(config: dict[str, Any]) -> str | None:
+    """``generationConfig.speechConfig.languageCode``: a string if present."""
+    speech = as_object(config.get("speechConfig"), "generationConfig.speechConfig")
+    code = speech.get("languageCode")
+    if code is not None and not isinstance(code, str):
+        raise InvalidInput("speech_config.language_code must be a string.")
+    return code
 
 
 def _media_resolution(config: dict[str, Any], profile: ModelProfile) -> str | None:

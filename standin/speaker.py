@@ -77,7 +77,10 @@ class Speaker:
         raw = isinstance(message, str)
         text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
         await self.ws.send(text)
+        kept = len(self.record.replies)
         self.keep(self.record.replies, {"raw": text} if raw else message, len(text))
+        if len(self.record.replies) > kept:
+            self.record.reply_marks.append(len(self.record.messages))
         self._host.notify()
 
     async def emit(self, turn: Turn, messages: Messages, *, finish: bool = False) -> bool:

@@ -100,8 +100,16 @@ def build_connect_config(
     voice: str,
     model: ModelInfo,
     functions: Sequence[FunctionSpec] = (),
+    push_to_talk: bool = False,
+    language: str = "",
 ) -> types.LiveConnectConfig:
-    """The LiveConnectConfig for one session, offering ``functions`` to the model."""
+    """The LiveConnectConfig for one session, offering ``functions`` to the model.
+
+    With ``push_to_talk`` the service's automatic activity detection is off: the relay
+    sends activity start and end as the user holds and releases the talk button.
+    ``language`` (a Live API code such as ``cmn-CN``) goes as speech_config.language_code;
+    empty leaves the choice to the model (native-audio models choose for themselves).
+    """
     connect = types.LiveConnectConfig(
         response_modalities=[types.Modality.AUDIO],
         system_instruction=types.Content(
@@ -109,12 +117,13 @@ def build_connect_config(
         ),
         input_audio_transcription=types.AudioTranscriptionConfig(),
         output_audio_transcription=types.AudioTranscriptionConfig(),
-        speech_config=types.SpeechConfig(
-            voice_config=types.VoiceConfig(
-                prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=voice)
-            )
+        speech_config=speech_config(voice, language),
+        realtime_input_config=types.RealtimeInputConfig(
+            turn_coverage=TURN_COVERAGE,
+            automatic_activity_detection=(
+                types.AutomaticActivityDetection(disabled=True) if push_to_talk else None
+            ),
         ),
-        realtime_input_config=types.RealtimeInputConfig(turn_coverage=TURN_COVERAGE),
         session_resumption=types.SessionResumptionConfig(),
     )
     behaviour = (
@@ -133,6 +142,16 @@ def build_connect_config(
             sliding_window=types.SlidingWindow(target_tokens=config.compression_target_tokens),
         )
     return connect
+
+
+def speech_config(voice: str, language: str = "") -> types.SpeechConfig:
+    """The prebuilt ``voice``, and the ``language`` code if one is asked for."""
+    return types.SpeechConfig(
+        voice_config=types.VoiceConfig(
+            prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=voice)
+        ),
+        language_code=language or None,
+    )
 
 
 def function_declaration(

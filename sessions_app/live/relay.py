@@ -107,8 +107,9 @@ class Resilience:
 class _Outbound:
     """One input waiting to be sent upstream: realtime input, or a tool response.
 
-    ``kind`` is ``audio``, ``video``, ``text`` or ``tool_response`` (``payload`` then
-    holds the ``FunctionResult`` list).
+    ``kind`` is ``audio``, ``video``, ``text``, ``audio_end``, ``activity_start``,
+    ``activity_end`` or ``tool_response`` (``payload`` then holds the ``FunctionResult``
+    list).
     """
 
     kind: str
@@ -158,6 +159,10 @@ class _Link:
             await self.session.send_realtime_input(text=item.payload)
         elif item.kind == "audio_end":
             await self.session.send_realtime_input(audio_stream_end=True)
+        elif item.kind == "activity_start":
+            await self.session.send_realtime_input(activity_start=types.ActivityStart())
+        elif item.kind == "activity_end":
+            await self.session.send_realtime_input(activity_end=types.ActivityEnd())
         elif item.kind == "tool_response":
             await self.session.send_tool_response(
                 function_responses=[_function_response(result) for result in item.payload]
@@ -217,6 +222,10 @@ class LiveRelay:
         self._failed = False
         self._pending_calls: set[str] = set()  # function calls the model awaits answers to
         self._unreadable: dict[str, int] = {}  # server messages skipped, by kind
+        # Push-to-talk: whether an activity_start went out with no activity_end after it,
+        # now and when the replay was last cleared (what a resumed session knows of it).
+        self._in_activity = False
+        self._in_activity_at_handle = False
         self.resumption_handle: str | None = None
 
     async def open(self) -> None:
@@ -240,6 +249,14 @@ class LiveRelay:
     async def send_audio_end(self) -> None:
         """Queue ``audio_stream_end``: the microphone stopped, so the service flushes its audio."""
         await self._outbound.put(_Outbound("audio_end", None))
+
+    async def send_activity_start(self) -> None:
+        """Queue ``activity_start`` (push-to-talk: automatic activity detection is off)."""
+        await self._outbound.put(_Outbound("activity_start", None))
+
+    async def send_activity_end(self) -> None:
+        """Queue ``activity_end``: the user's turn is over, the model answers it."""
+        await self._outbound.put(_Outbound("activity_end", None))
 
     async def send_tool_response(self, responses: Sequence[FunctionResult]) -> None:
         """Queue function responses to the model's tool calls.
@@ -386,6 +403,7 @@ class LiveRelay:
                 if handle and resumable and not self._pending_calls:
                     self.resumption_handle = handle
                     self._replay.clear()
+                    self._in_activity_at_handle = self._in_activity
             case GoAway(time_left=time_left) if active:
                 seconds = _seconds(time_left)
                 self._start_recovery(lambda: self._hand_over(link, seconds))
@@ -498,6 +516,10 @@ class LiveRelay:
         try:
             if how == "fresh":
                 await self._seed(new)
+            if self._in_activity_at_handle:
+                # The user was holding the talk button before the replayed input: the
+                # new connection hears that activity start first.
+                await new.send(_Outbound("activity_start", None))
             for item in replay:
                 await new.send(item)
         except SEND_ERRORS:
@@ -608,6 +630,8 @@ class LiveRelay:
                     )
                 else:
                     self._replay.append(item)
+                if item.kind in ("activity_start", "activity_end"):
+                    self._in_activity = item.kind == "activity_start"
                 return
 
 

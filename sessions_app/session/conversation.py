@@ -17,12 +17,14 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
+from django.utils.translation import gettext, gettext_noop
 
 from sessions_app import protocol, services
 from sessions_app.events_log import log_event
 from sessions_app.live import events
 from sessions_app.live.aio import cancel_and_wait
 from sessions_app.live.client import (
+    Endpoint,
     build_client,
     build_connect_config,
     endpoint_for,
@@ -57,23 +59,29 @@ Role = TranscriptEntry.Role
 Source = TranscriptEntry.Source
 INTERNAL = protocol.ErrorCode.INTERNAL_ERROR
 STORAGE_CODE = protocol.ErrorCode.STORAGE_UNAVAILABLE
+MIC_MODE_CODE = protocol.ErrorCode.WRONG_MIC_MODE
 HEARTBEAT_RETRY_S = 1.0  # a heartbeat the database missed is tried again this soon
 
 OUTPUT_BYTES_PER_SECOND = 48000  # PCM16 mono 24 kHz
-MISCONFIGURED_MESSAGE = (
+# Sentences for people: marked here, translated when sent (sessions_app.outbound.encode).
+MISCONFIGURED_MESSAGE = gettext_noop(
     "The assistant is not configured correctly, so the session could not start."
     " Tell an administrator."
 )
 # turnCompleteReason values, for the user.
 REFUSED_TURN_MESSAGES = {
-    "PROHIBITED_INPUT_CONTENT": "The model would not answer that: the input was refused.",
-    "IMAGE_PROHIBITED_INPUT_CONTENT": "The model would not answer that: the screen was refused.",
-    "RESPONSE_REJECTED": "The model's answer was withheld by the service.",
-    "MALFORMED_FUNCTION_CALL": "The model's answer failed; ask again.",
-    "NEED_MORE_INPUT": "The model needs more to go on: say or type a little more.",
+    "PROHIBITED_INPUT_CONTENT": gettext_noop(
+        "The model would not answer that: the input was refused."
+    ),
+    "IMAGE_PROHIBITED_INPUT_CONTENT": gettext_noop(
+        "The model would not answer that: the screen was refused."
+    ),
+    "RESPONSE_REJECTED": gettext_noop("The model's answer was withheld by the service."),
+    "MALFORMED_FUNCTION_CALL": gettext_noop("The model's answer failed; ask again."),
+    "NEED_MORE_INPUT": gettext_noop("The model needs more to go on: say or type a little more."),
 }
-REFUSED_TURN_DEFAULT = "The model did not answer that turn ({reason})."
-STORAGE_START_MESSAGE = (
+REFUSED_TURN_DEFAULT = gettext_noop("The model did not answer that turn (%(reason)s).")
+STORAGE_START_MESSAGE = gettext_noop(
     "The server cannot reach its database right now, so no session can start."
     " Try again in a minute."
 )
@@ -140,6 +148,8 @@ class Conversation:
             show=browser.send_text,
             non_blocking=self.model.tool_behaviour is ToolBehaviour.NON_BLOCKING,
         )
+        self.push_to_talk = False  # chosen at start: activity start/end, no automatic detection
+        self._holding = False  # push-to-talk: between the browser's activity_start and end
         self._interrupted = False  # the turn in progress was cut off; turnComplete closes it
         self._spoke = False  # model audio went to the browser in the turn in progress
         self._ended = False
@@ -167,7 +177,7 @@ class Conversation:
         if limits.max_per_worker and len(_live) >= limits.max_per_worker:
             refuse = services.SessionRefused(
                 EndReason.WORKER_LIMIT,
-                "This server is at capacity right now. Try again in a minute.",
+                gettext_noop("This server is at capacity right now. Try again in a minute."),
             )
         try:
             session = await database_sync_to_async(services.live_session_create)(
@@ -197,20 +207,10 @@ class Conversation:
         await self.browser.send_text(
             encode(Status(state="connecting", session_id=str(self.session_id)))
         )
+        self.push_to_talk = start.push_to_talk
         try:
             endpoint = await asyncio.to_thread(endpoint_for, config)
-            relay = LiveRelay(
-                client=build_client(endpoint),
-                model=self.model.id,
-                config=build_connect_config(
-                    config, voice=start.voice, model=self.model, functions=tools.registry.specs()
-                ),
-                on_event=self.on_event,
-                connect_timeout=config.connect_timeout_s,
-                resilience=resilience_for(config),
-                history=self.recorder.recent_history,
-                tool_calls_block=not self.tools.non_blocking,
-            )
+            relay = self._new_relay(start, config, endpoint)
             await relay.open()
         except UpstreamUnavailable as exc:
             failure = model_failure(exc.code, exc.reason, model=self.model.id, during=AT_SETUP)
@@ -239,6 +239,28 @@ class Conversation:
                     offline_demo=endpoint.offline_demo,
                 )
             )
+        )
+
+    def _new_relay(
+        self, start: protocol.Start, config: LiveConfig, endpoint: Endpoint
+    ) -> LiveRelay:
+        """The relay of this session, as the browser's start and the settings ask."""
+        return LiveRelay(
+            client=build_client(endpoint),
+            model=self.model.id,
+            config=build_connect_config(
+                config,
+                voice=start.voice,
+                model=self.model,
+                functions=tools.registry.specs(),
+                push_to_talk=start.push_to_talk,
+                language=start.language,
+            ),
+            on_event=self.on_event,
+            connect_timeout=config.connect_timeout_s,
+            resilience=resilience_for(config),
+            history=self.recorder.recent_history,
+            tool_calls_block=not self.tools.non_blocking,
         )
 
     async def _fail_to_open(self, failure: ModelFailure, end_reason: str, *, detail: str) -> None:
@@ -285,8 +307,44 @@ class Conversation:
         await self.browser.send_media(encode_audio(pcm))
 
     async def audio_end(self) -> None:
-        """The microphone stopped: let the model answer what it has heard."""
-        await self._relay().send_audio_end()
+        """The microphone stopped: let the model answer what it has heard.
+
+        With push-to-talk the service takes no ``audio_stream_end`` (automatic activity
+        detection is off): the activity end says it instead, so this one is refused.
+        """
+        relay = self._relay()
+        if self.push_to_talk:
+            raise protocol.ProtocolError(
+                MIC_MODE_CODE, "With push-to-talk on, send activity_end instead of audio_end."
+            )
+        await relay.send_audio_end()
+
+    async def activity_start(self) -> None:
+        """Push-to-talk: the user holds the talk button; a second start is ignored."""
+        relay = self._push_to_talk_relay("activity_start")
+        self._touch()
+        if not self._holding:
+            self._holding = True
+            await relay.send_activity_start()
+
+    async def activity_end(self) -> None:
+        """Push-to-talk: the user let go; the model answers. An end without a start is ignored."""
+        relay = self._push_to_talk_relay("activity_end")
+        self._touch()
+        if self._holding:
+            self._holding = False
+            await relay.send_activity_end()
+
+    def _push_to_talk_relay(self, what: str) -> LiveRelay:
+        """The open relay, for an activity signal: only a push-to-talk session takes one."""
+        relay = self._relay()
+        if not self.push_to_talk:
+            raise protocol.ProtocolError(
+                MIC_MODE_CODE,
+                f"This session was started without push-to-talk: {what} is not accepted"
+                ' (start with "push_to_talk": true).',
+            )
+        return relay
 
     async def end(self, reason: str, *, message: str = "") -> None:
         """Close upstream, store the rest of the transcript and mark the session finished.
@@ -407,7 +465,9 @@ class Conversation:
         self.recorder.complete_turn()
         message = None
         if reason:
-            message = REFUSED_TURN_MESSAGES.get(reason, REFUSED_TURN_DEFAULT.format(reason=reason))
+            message = REFUSED_TURN_MESSAGES.get(reason) or (
+                gettext(REFUSED_TURN_DEFAULT) % {"reason": reason}
+            )
             log_event(
                 "turn_refused", session_id=self.session_id, user_id=self.user_id, turn=turn,
                 reason=reason,
@@ -535,15 +595,21 @@ class Conversation:
                 minutes = limits.max_session_s / 60
                 await self.end(
                     EndReason.DURATION_LIMIT,
-                    message=f"The session reached its maximum length of {minutes:g} minutes.",
+                    message=gettext(
+                        "The session reached its maximum length of %(minutes)s minutes."
+                    )
+                    % {"minutes": f"{minutes:g}"},
                 )
                 return
             if limits.idle_timeout_s and now >= self._active_at + limits.idle_timeout_s:
                 await self.end(
                     EndReason.IDLE_TIMEOUT,
                     message=(
-                        f"The session ended after {limits.idle_timeout_s:g} seconds"
-                        " without screen, audio or text."
+                        gettext(
+                            "The session ended after %(seconds)s seconds"
+                            " without screen, audio or text."
+                        )
+                        % {"seconds": f"{limits.idle_timeout_s:g}"}
                     ),
                 )
                 return

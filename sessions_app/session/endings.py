@@ -7,17 +7,22 @@ browser is told, and the sentence it is told, all come from :data:`ENDINGS`.
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_noop
+
 from sessions_app.models import LiveSession
 from sessions_app.protocol import CloseCode
 
 Status = LiveSession.Status
 EndReason = LiveSession.EndReason
 
-ADMIN_END_MESSAGE = "An administrator ended this session."
-SHUTDOWN_MESSAGE = "The server is restarting. Start again in a moment."
-MALFORMED_MESSAGE = "Closed: the browser kept sending messages the server cannot read."
-INTERNAL_ERROR_MESSAGE = "The server hit an error and ended the session. Start again."
-STORAGE_MESSAGE = (
+# Sentences for people, marked here and translated when sent (sessions_app.outbound.encode).
+ADMIN_END_MESSAGE = gettext_noop("An administrator ended this session.")
+SHUTDOWN_MESSAGE = gettext_noop("The server is restarting. Start again in a moment.")
+MALFORMED_MESSAGE = gettext_noop(
+    "Closed: the browser kept sending messages the server cannot read."
+)
+INTERNAL_ERROR_MESSAGE = gettext_noop("The server hit an error and ended the session. Start again.")
+STORAGE_MESSAGE = gettext_noop(
     "The server could not store the transcript for too long, so the session ended rather than"
     " lose it. What was said so far is kept. Start again in a minute."
 )

@@ -4,7 +4,8 @@
 // with the thumbnail of the last frame a tick sent. A frame goes out when enough of the
 // thumbnail changed, or when the last frame sent is older than the keyframe interval.
 // refresh() sends one at once, whatever changed, unless the last frame sent is less than
-// a second old; it leaves the ticks' comparison as it was.
+// a second old; it leaves the ticks' comparison as it was. While `paused` nothing is
+// captured or sent at all (ticks and refresh() do nothing); resume() sends a frame at once.
 
 const THUMB_WIDTH = 96;
 const PIXEL_DELTA = 12; // gray levels (0..255) a thumbnail pixel must move to count as changed
@@ -21,6 +22,7 @@ export class ScreenCapture extends EventTarget {
   #lastSentAt = -Infinity;
   #timer = null;
   #inFlight = null; // the capture in progress (a tick or a refresh), if any
+  #paused = false;
   #fps;
 
   constructor({ fps = 1, maxSide = 1024, quality = 0.8, keyframeS = 10, changeThreshold = 0.01 } = {}) {
@@ -54,6 +56,25 @@ export class ScreenCapture extends EventTarget {
 
   get fps() {
     return this.#fps;
+  }
+
+  /** Whether sharing is paused: no frame is captured or sent. */
+  get paused() {
+    return this.#paused;
+  }
+
+  /** Pause sharing: ticks and refresh() send nothing until resume(). */
+  pause() {
+    this.#paused = true;
+  }
+
+  /**
+   * Resume sharing and send a fresh frame at once, whatever its age or change. Resolves
+   * to true once that frame was emitted.
+   */
+  resume() {
+    this.#paused = false;
+    return this.refresh({ force: true });
   }
 
   set fps(value) {
@@ -96,14 +117,16 @@ export class ScreenCapture extends EventTarget {
   /**
    * Send a frame now, bypassing change detection, unless the last frame sent is less
    * than a second old. Resolves to true once the frame was emitted, else to false (also
-   * when nothing is shared or the capture failed).
+   * when nothing is shared, sharing is paused or the capture failed). With `force` the
+   * age does not matter.
    */
-  async refresh() {
+  async refresh({ force = false } = {}) {
     // A tick in flight may send a frame itself: wait for it, then look at the age.
     while (this.#inFlight) await this.#inFlight.catch(() => {});
     const video = this.#video;
     const now = performance.now();
-    if (!video?.videoWidth || now - this.#lastSentAt < REFRESH_AFTER_MS) return false;
+    if (!video?.videoWidth || this.#paused) return false;
+    if (!force && now - this.#lastSentAt < REFRESH_AFTER_MS) return false;
     const capture = this.#exclusive(() => this.#send(video, now));
     const sent = await capture.catch(() => false);
     if (sent) this.refreshes += 1;
@@ -112,7 +135,7 @@ export class ScreenCapture extends EventTarget {
 
   #tick() {
     const video = this.#video;
-    if (!video || this.#inFlight || !video.videoWidth) return;
+    if (!video || this.#inFlight || !video.videoWidth || this.#paused) return;
     this.#exclusive(async () => {
       const now = performance.now();
       const thumb = this.#thumbnail(video);
@@ -141,7 +164,7 @@ export class ScreenCapture extends EventTarget {
   // Encode and emit a frame captured at `now`; true once it was emitted.
   async #send(video, now) {
     const frame = await this.#encode(video);
-    if (this.#video !== video) return false; // stopped meanwhile
+    if (this.#video !== video || this.#paused) return false; // stopped or paused meanwhile
     this.#lastSentAt = now;
     this.sent += 1;
     this.dispatchEvent(new CustomEvent("frame", { detail: frame }));

@@ -1,15 +1,21 @@
 // The share page: screen, microphone, playback, transcript, notes and stats over one socket.
 //
 // The model is told when the user stops talking: an `audio_end` goes out when the mic is
-// muted and after a second of quiet following speech. When the user starts to speak or
+// muted and after a second of quiet following speech; with push-to-talk (ptt.js) the
+// release of the talk button says it instead. When the user starts to speak or
 // sends a text, a fresh screen frame goes first, so the model answers about the screen
 // as it is now.
 import { MicCapture } from "./audio/mic.js";
 import { Player } from "./audio/player.js";
 import { SpeechDetector } from "./audio/speech.js";
 import { ErrorDetails } from "./errors.js";
+import { _, interpolate } from "./i18n.js";
 import { ScreenCapture } from "./screen.js";
 import { NotesView } from "./notes.js";
+import { Preview } from "./preview.js";
+import { PushToTalk } from "./ptt.js";
+import { ConversationStates } from "./states.js";
+import { forClose, forEnd, forError, isFatal, LOG_IN, RETRY } from "./messages.js";
 import { CloseCode, Kind, ShareSocket } from "./socket.js";
 import { Stats } from "./stats.js";
 import { TranscriptView } from "./transcript.js";
@@ -17,36 +23,17 @@ import { TranscriptView } from "./transcript.js";
 const $ = (id) => document.getElementById(id);
 
 const LABELS = {
-  idle: "Idle",
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Reconnecting…",
-  ended: "Ended",
-  error: "Error",
+  idle: _("Idle"),
+  connecting: _("Connecting…"),
+  live: _("Live"),
+  reconnecting: _("Reconnecting…"),
+  ended: _("Ended"),
+  error: _("Error"),
 };
 
-// Error codes after which the server ends the session (docs/protocol.md, "Errors").
-const FATAL_ERRORS = new Set([
-  "upstream_unavailable",
-  "upstream_error",
-  "model_unavailable",
-  "model_refused",
-  "model_error",
-  "internal_error",
-]);
-
-// What a close says when no error or status came before it.
-const CLOSE_MESSAGES = {
-  [CloseCode.INTERNAL_ERROR]: "the server hit an error",
-  [CloseCode.PROTOCOL_ERROR]: "the server could not read what the page sent",
-  [CloseCode.UNAUTHENTICATED]: "please log in again",
-  [CloseCode.RATE_LIMITED]: "the page sent too much, too fast",
-  [CloseCode.UPSTREAM_FAILED]: "the model connection failed",
-  [CloseCode.STORAGE_UNAVAILABLE]: "the server could not store the transcript",
-};
-
-const RESTARTED_NOTICE = "The model connection was restarted; it has the recent conversation.";
-const RESUMED_NOTICE = "Reconnected: the conversation goes on.";
+const RESTARTED_NOTICE = _("The model connection was restarted; it has the recent conversation.");
+const RESUMED_NOTICE = _("Reconnected: the conversation goes on.");
+const HANDED_OVER_NOTICE = _("Switched to a fresh model connection: the conversation goes on.");
 
 class SharePage {
   constructor(root) {
@@ -55,6 +42,12 @@ class SharePage {
     this.stats = new Stats($("stats"));
     this.notes = new NotesView($("notes"));
     this.errorDetails = new ErrorDetails($("error-details"));
+    this.preview = new Preview($("preview"), $("pause-share"));
+    this.states = new ConversationStates($("conversation-state"));
+    this.ptt = new PushToTalk($("talk"), $("push-to-talk"));
+    this.ptt.addEventListener("press", () => this.#talk(true));
+    this.ptt.addEventListener("release", () => this.#talk(false));
+    this.pushToTalk = false; // the session's choice, made before start
     this.socket = null;
     this.screen = null;
     this.mic = null;
@@ -65,6 +58,7 @@ class SharePage {
     this.interruptedTurn = null; // the last turn whose reply was cut off
     $("start").addEventListener("click", () => this.start());
     $("stop").addEventListener("click", () => this.stop());
+    $("retry").addEventListener("click", () => this.start());
     $("mic-toggle").addEventListener("click", () => this.toggleMic());
     $("speaker-toggle").addEventListener("click", () => this.toggleSpeaker());
     $("fps").addEventListener("change", () => {
@@ -90,8 +84,10 @@ class SharePage {
     const busy = state === "connecting" || state === "live" || state === "reconnecting";
     $("start").disabled = busy;
     $("stop").disabled = !busy;
-    for (const id of ["mode", "voice"]) $(id).disabled = busy; // chosen before starting
+    for (const id of ["mode", "voice", "speech-language"]) $(id).disabled = busy; // chosen before starting
     for (const id of ["text-input", "send-text"]) $(id).disabled = !this.live;
+    $("push-to-talk").disabled = busy;
+    this.ptt.setEnabled(this.live && this.pushToTalk);
     $("mic-toggle").disabled = !this.mic;
     $("speaker-toggle").disabled = !this.player;
   }
@@ -101,10 +97,14 @@ class SharePage {
   }
 
   async start() {
+    this.pushToTalk = this.ptt.chosen;
     this.setStatus("connecting");
     this.notice("");
     this.errorDetails.clear();
+    this.#offer(null);
     this.interruptedTurn = null;
+    this.preview.clear();
+    this.states.reset({ shown: true });
     const mode = $("mode").value;
     try {
       // Audio contexts are created here, inside the click, so that they may play.
@@ -116,7 +116,7 @@ class SharePage {
       this.setStatus("error", error.message);
       return;
     }
-    this.#openSocket({ type: "start", mode, voice: $("voice").value });
+    this.#openSocket({ type: "start", mode, voice: $("voice").value, language: $("speech-language").value, push_to_talk: this.pushToTalk });
   }
 
   stop() {
@@ -131,16 +131,17 @@ class SharePage {
     if (this.mic.muted) {
       this.speech.reset();
       this.#endAudio();
+      this.states.userQuiet();
     }
     $("mic-toggle").setAttribute("aria-pressed", String(this.mic.muted));
-    $("mic-toggle").textContent = this.mic.muted ? "Unmute mic" : "Mute mic";
+    $("mic-toggle").textContent = this.mic.muted ? _("Unmute mic") : _("Mute mic");
   }
 
   toggleSpeaker() {
     if (!this.player) return;
     this.player.muted = !this.player.muted;
     $("speaker-toggle").setAttribute("aria-pressed", String(this.player.muted));
-    $("speaker-toggle").textContent = this.player.muted ? "Unmute speaker" : "Mute speaker";
+    $("speaker-toggle").textContent = this.player.muted ? _("Unmute speaker") : _("Mute speaker");
   }
 
   async sendText() {
@@ -155,13 +156,25 @@ class SharePage {
     }
     this.socket.sendJson({ type: "text", text });
     this.stats.textSent();
+    this.states.textSent();
   }
 
   // Tell the server the user stopped talking, if audio went out since it was last told.
   #endAudio() {
-    if (!this.audioSinceEnd || !this.live) return;
+    if (this.pushToTalk || !this.audioSinceEnd || !this.live) return; // the release ends it
     this.socket.sendJson({ type: "audio_end" });
     this.audioSinceEnd = false;
+    this.states.userDone();
+  }
+
+  // Push-to-talk: the user's turn starts on the press and ends on the release; the mic's
+  // audio goes out only in between.
+  #talk(pressed) {
+    if (!this.live) return;
+    this.socket.sendJson({ type: pressed ? "activity_start" : "activity_end" });
+    if (!pressed) return this.states.userDone();
+    this.states.userSpeaking();
+    this.screen?.refresh(); // the screen as it is now, with the question
   }
 
   async #startPlayer() {
@@ -169,6 +182,7 @@ class SharePage {
     await this.player.start();
     this.player.addEventListener("state", (e) => {
       $("speaking").hidden = !e.detail.speaking;
+      this.states.playing(e.detail.speaking);
     });
   }
 
@@ -178,19 +192,23 @@ class SharePage {
       await this.mic.start();
     } catch (error) {
       this.mic = null;
-      this.notice(`Microphone unavailable (${error.message}): type instead.`);
+      this.notice(interpolate(_("Microphone unavailable (%(error)s): type instead."), { error: error.message }));
       return;
     }
     // The detector hears what the server got: the chunks sent while live.
     this.speech = new SpeechDetector();
-    this.speech.addEventListener("speechstart", () => this.screen?.refresh());
+    this.speech.addEventListener("speechstart", () => {
+      this.states.userSpeaking();
+      this.screen?.refresh();
+    });
     this.speech.addEventListener("speechend", () => this.#endAudio());
     this.mic.addEventListener("level", (e) => {
       $("level").value = e.detail.rms;
       this.stats.micLevel(e.detail.rms);
     });
     this.mic.addEventListener("chunk", (e) => {
-      if (this.live && this.socket.sendMedia(Kind.AUDIO, e.detail)) {
+      const open = !this.pushToTalk || this.ptt.held; // push-to-talk: only while held
+      if (this.live && open && this.socket.sendMedia(Kind.AUDIO, e.detail)) {
         this.audioSinceEnd = true;
         this.stats.audioSent(e.detail.byteLength / 2);
         this.speech?.chunk(e.detail);
@@ -211,17 +229,22 @@ class SharePage {
       await this.screen.start();
     } catch (error) {
       this.screen = null;
-      this.notice(`Screen not shared (${error.message}): audio only.`);
+      this.notice(interpolate(_("Screen not shared (%(error)s): audio only."), { error: error.message }));
       return;
     }
     const screen = this.screen;
     screen.addEventListener("frame", (e) => {
-      if (this.live) this.socket.sendMedia(Kind.JPEG, e.detail.jpeg);
+      if (this.live && this.socket.sendMedia(Kind.JPEG, e.detail.jpeg)) this.preview.sent(e.detail);
       this.stats.frames(screen);
     });
-    screen.addEventListener("skip", () => this.stats.frames(screen));
+    screen.addEventListener("skip", () => {
+      this.stats.frames(screen);
+      this.preview.unchanged();
+    });
+    this.preview.attach(screen);
     screen.addEventListener("ended", () => {
-      this.notice("Screen sharing stopped: the session goes on with audio only.");
+      this.preview.detach();
+      this.notice(_("Screen sharing stopped: the session goes on with audio only."));
     });
   }
 
@@ -239,10 +262,14 @@ class SharePage {
       if (!this.player) return; // text mode: the reply comes as text-reply transcript
       this.stats.modelOutput();
       this.player.enqueue(pcm);
+      this.states.modelAudio();
     });
     on("transcript", (m) => {
       if (m.final) return this.transcript.typed(m);
-      if (m.role === "model") this.stats.modelOutput();
+      if (m.role === "model") {
+        this.stats.modelOutput();
+        this.states.modelOutput();
+      }
       this.transcript.fragment(m);
     });
     on("turn_complete", (m) => this.#onTurnComplete(m));
@@ -260,17 +287,20 @@ class SharePage {
     this.interruptedTurn = turn;
     this.player?.flush();
     this.transcript.endTurn();
+    this.states.turnEnded({ interrupted: true });
   }
 
   #onTurnComplete({ turn, interrupted, message }) {
     if (interrupted) this.#interrupt(turn);
     this.transcript.endTurn();
+    this.states.turnEnded({ interrupted });
     if (message) this.notice(message); // the service refused the turn
   }
 
   #onStatus({ state, reason, message }) {
     if (state === "handed_over") {
-      this.stats.handover(); // a seamless switch of model connection: nothing to show
+      this.stats.handover(); // a seamless switch of model connection: a quiet notice
+      this.notice(HANDED_OVER_NOTICE);
       return;
     }
     if (state === "resumed" || state === "restarted") {
@@ -283,33 +313,54 @@ class SharePage {
       this.#release();
       // The error that ended the session stays the headline.
       if (this.state === "error") return this.setStatus("error", this.statusMessage);
+      return this.#ended(reason, message);
     }
-    const detail = state === "ended" ? message || (reason || "").replaceAll("_", " ") : "";
-    this.setStatus(state, detail);
+    this.setStatus(state);
   }
 
-  // The message is for people: it is the headline; the codes go in the details line.
+  // The plain sentence for the end reason; the reason and the server's words in details.
+  #ended(reason, message) {
+    if (reason && reason !== "client_stop") this.errorDetails.showEnd({ reason, message });
+    this.#tell("ended", forEnd(reason));
+  }
+
+  // A sentence of messages.js as the headline, with the retry button or login link it offers.
+  #tell(state, { text, action }) {
+    this.setStatus(state, text);
+    this.#offer(action);
+  }
+
+  #offer(action) {
+    $("retry").hidden = action !== RETRY;
+    $("log-in-again").hidden = action !== LOG_IN;
+  }
+
+  // The headline is the code's plain sentence; the codes and the server's message go in
+  // the details line.
   #onError(error) {
-    const { code, message } = error;
+    const { code } = error;
     if (code === "not_started" && !this.live) return; // sent just as the session ended
     this.errorDetails.show(error);
-    if (this.live && !FATAL_ERRORS.has(code)) {
-      this.notice(message); // a refused message: the session goes on
+    const told = forError(error);
+    if (this.live && !isFatal(code)) {
+      this.notice(told.text); // a refused message: the session goes on
       return;
     }
     this.#release(); // no session (a refused start), or the server ends it
-    this.setStatus("error", message);
+    this.#tell("error", told);
   }
 
   #onClose({ code, reason }) {
     this.socket = null;
     this.#release();
-    if (code === CloseCode.UNAUTHENTICATED) this.setStatus("error", CLOSE_MESSAGES[code]);
-    else if (this.state === "error" || this.state === "ended") {
-      this.setStatus(this.state, this.statusMessage); // what was said stays
+    const unexplained = !["error", "ended"].includes(this.state);
+    if (code === CloseCode.UNAUTHENTICATED || (unexplained && code !== CloseCode.NORMAL)) {
+      this.errorDetails.showClose({ code, reason });
+      this.#tell("error", forClose(code));
+    } else if (unexplained) {
+      this.#tell("ended", forClose(code));
     } else {
-      const said = reason || CLOSE_MESSAGES[code] || `connection closed (${code})`;
-      this.setStatus(code === CloseCode.NORMAL ? "ended" : "error", said);
+      this.setStatus(this.state, this.statusMessage); // what was said stays
     }
   }
 
@@ -322,6 +373,9 @@ class SharePage {
     this.speech = null;
     this.player = null;
     this.audioSinceEnd = false;
+    this.ptt.setEnabled(false);
+    this.preview.detach();
+    this.states.reset();
     $("speaking").hidden = true;
     $("level").value = 0;
   }

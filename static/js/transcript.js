@@ -1,4 +1,5 @@
 // The live transcript: fragments are merged into one line per speaker per turn, in order.
+import { _ } from "./i18n.js";
 
 export class TranscriptView {
   constructor(list) {
@@ -38,7 +39,7 @@ export class TranscriptView {
     line.dataset.source = source;
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = role === "user" ? (source === "typed" ? "You (typed)" : "You") : "Assistant";
+    who.textContent = role === "user" ? (source === "typed" ? _("You (typed)") : _("You")) : _("Assistant");
     const text = document.createElement("span");
     text.className = "text";
     line.append(who, text);

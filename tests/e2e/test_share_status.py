@@ -1,5 +1,5 @@
 """What the share page shows and does on the server's errors, statuses and turn ends, in
-Chromium: the server's sentence as the headline and the codes in a collapsed details
+Chromium: the page's plain sentence as the headline and the codes in a collapsed details
 line; one quiet notice when the model connection had to start afresh; a refused turn as
 a notice; an interrupted reply flushed once.
 """
@@ -53,13 +53,16 @@ def test_a_refused_start_shows_the_sentence_and_keeps_the_codes_in_details(
     error = errors[0]
     assert error["code"] == "model_error"
     assert error["upstream_code"] == 1011
-    expect(status).to_have_text(f"Error: {error['message']}")
+    # The page's own sentence for the code (static/js/messages.js); the server's in details.
+    expect(status).to_have_text(
+        "Error: The model service had an internal error. Try again in a minute."
+    )
     details = page.get_by_test_id("error-details")
     expect(details).to_be_visible()
     assert details.get_attribute("open") is None  # collapsed: the sentence is the headline
     details.locator("summary").click()
     shown = details.locator("[data-error-detail]")
-    expect(shown).to_contain_text("model_error")
+    expect(shown).to_contain_text(f"model_error · {error['message']}")
     expect(shown).to_contain_text(f"model service closed 1011: {error['upstream_reason']}")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "share-page-error.png"))
