@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench import run
 from standin import Behaviour, ThreadedStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,19 +67,10 @@ def prepare_database(env: dict[str, str]) -> None:
     subprocess.run([*manage, "shell", "-c", create], cwd=ROOT, env=env, check=True)
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def daphne(env: dict[str, str], log: Path) -> Iterator[str]:
     """Daphne serving the site; its base URL once the login page answers."""
-    port = free_port()
+    port = run.free_port()
     command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -229,3 +229,26 @@ async def live_after_one_turn(browser: Any, standin: StandIn, text: str) -> dict
     await browser.expect("turn_complete", turn=1)
     await standin.wait_for(lambda: last_handle(standin, 0) == "standin-0-1")
     return live
+
+
+def realtime_fields(standin: Any, connection: int = 0) -> list[str]:
+    """The realtimeInput fields the stand-in received on ``connection``, in order."""
+    return [key for body in client_messages(standin, "realtimeInput", connection) for key in body]
+
+
+def first_answer(standin: Any, connection: int = 0) -> int:
+    """How many client messages had arrived when the first reply of a model turn went out."""
+    record = standin.connections[connection]
+    for reply, mark in zip(record.replies, record.reply_marks, strict=True):
+        content = reply.get("serverContent") or {}
+        if "modelTurn" in content or "outputTranscription" in content:
+            return int(mark)
+    raise AssertionError(f"no model turn was sent: {record.summary()}")
+
+
+def position(standin: Any, field: str, connection: int = 0) -> int:
+    """Where the first realtimeInput carrying ``field`` is among all client messages."""
+    for index, message in enumerate(standin.connections[connection].messages):
+        if field in message.get("realtimeInput", {}):
+            return index
+    raise AssertionError(f"no realtimeInput {field} on connection {connection}")

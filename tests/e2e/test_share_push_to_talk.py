@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from standin import ThreadedStandIn
 from tests.e2e.conftest import log_in, wait_for_js
+from tests.records import first_answer, position, realtime_fields
 
 HELD_CHUNKS = 15  # about 1.5 s of 100 ms chunks
 ACTIVITY = ("activityStart", "audio", "activityEnd", "audioStreamEnd")
@@ -20,27 +21,12 @@ ACTIVITY = ("activityStart", "audio", "activityEnd", "audioStreamEnd")
 
 def activity_kinds(standin: ThreadedStandIn) -> list[str]:
     """The audio and activity fields of the realtimeInput the stand-in got, in order."""
-    return [
-        key
-        for message in standin.connections[0].messages
-        for key in message.get("realtimeInput", {})
-        if key in ACTIVITY
-    ]
+    return [key for key in realtime_fields(standin) if key in ACTIVITY]
 
 
 def first_answer_after(standin: ThreadedStandIn) -> tuple[int, int]:
     """(messages received when the first model turn went out, index of the activityEnd)."""
-    record = standin.connections[0]
-    end = next(
-        index
-        for index, message in enumerate(record.messages)
-        if "activityEnd" in message.get("realtimeInput", {})
-    )
-    for reply, mark in zip(record.replies, record.reply_marks, strict=True):
-        content = reply.get("serverContent") or {}
-        if "modelTurn" in content or "outputTranscription" in content:
-            return mark, end
-    raise AssertionError(f"no model turn was sent: {record.summary()}")
+    return first_answer(standin), position(standin, "activityEnd")
 
 
 def start_push_to_talk(page: Any, server: str, standin: ThreadedStandIn) -> None:

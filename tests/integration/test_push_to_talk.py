@@ -12,7 +12,15 @@ import pytest
 from sessions_app.protocol import Kind
 from standin import StandIn
 from tests.conftest import Browser
-from tests.records import chunks, client_messages, eventually, last_handle, tone
+from tests.records import (
+    chunks,
+    eventually,
+    first_answer,
+    last_handle,
+    position,
+    realtime_fields,
+    tone,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,29 +29,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SPEECH = tone(440, 0.5)
 QUIET = bytes(32000)
 SPOKEN = chunks(SPEECH + QUIET)
-
-
-def realtime_kinds(standin: StandIn, connection: int = 0) -> list[str]:
-    """The realtimeInput fields the stand-in received on ``connection``, in order."""
-    return [key for body in client_messages(standin, "realtimeInput", connection) for key in body]
-
-
-def first_answer(standin: StandIn, connection: int = 0) -> int:
-    """How many client messages had arrived when the first reply of a model turn went out."""
-    record = standin.connections[connection]
-    for reply, mark in zip(record.replies, record.reply_marks, strict=True):
-        content = reply.get("serverContent") or {}
-        if "modelTurn" in content or "outputTranscription" in content:
-            return mark
-    raise AssertionError(f"no model turn was sent: {record.summary()}")
-
-
-def position(standin: StandIn, field: str, connection: int = 0) -> int:
-    """Where the first realtimeInput carrying ``field`` is among all client messages."""
-    for index, message in enumerate(standin.connections[connection].messages):
-        if field in message.get("realtimeInput", {}):
-            return index
-    raise AssertionError(f"no realtimeInput {field} on connection {connection}")
 
 
 async def live_push_to_talk(browser: Browser) -> dict[str, Any]:
@@ -87,7 +72,7 @@ async def test_without_push_to_talk_automatic_detection_stays_on_and_silence_end
     assert "automaticActivityDetection" not in standin.connections[0].setup["realtimeInputConfig"]
     assert browser.transcript("model", done["turn"]).startswith("I heard 0.5 s")
     await standin.wait_for(lambda: len(standin.connections[0].audio) == len(SPOKEN))
-    assert realtime_kinds(standin) == ["audio"] * len(SPOKEN)
+    assert realtime_fields(standin) == ["audio"] * len(SPOKEN)
     assert first_answer(standin) < len(SPOKEN)  # answered before the quiet was all sent
     await browser.close()
 
@@ -105,7 +90,7 @@ async def test_the_stand_in_answers_only_after_the_activity_end(
     await browser.send(type="activity_end")
     done = await browser.expect("turn_complete", timeout=10)
 
-    assert realtime_kinds(standin) == ["activityStart", *["audio"] * len(SPOKEN), "activityEnd"]
+    assert realtime_fields(standin) == ["activityStart", *["audio"] * len(SPOKEN), "activityEnd"]
     assert first_answer(standin) > position(standin, "activityEnd")
     assert browser.transcript("model", done["turn"]).startswith("I heard 0.5 s")
     assert browser.audio  # the reply was spoken
@@ -122,7 +107,7 @@ async def test_an_end_without_a_start_and_audio_outside_an_activity_start_no_tur
     await browser.send(type="text", text="and now?")
     done = await browser.expect("turn_complete", timeout=10)
 
-    assert realtime_kinds(standin) == [*["audio"] * len(SPOKEN), "text"]
+    assert realtime_fields(standin) == [*["audio"] * len(SPOKEN), "text"]
     assert browser.transcript("model", done["turn"]).startswith('You said: "and now?"')
     assert [m["type"] for m in browser.messages].count("turn_complete") == 1
     await browser.close()
@@ -144,7 +129,7 @@ async def test_activity_messages_are_refused_without_push_to_talk(
         assert kind in refused["message"]
     await browser.send(type="text", text="still here")
     await browser.expect("turn_complete", timeout=10)  # the session went on
-    assert realtime_kinds(standin) == ["text"]
+    assert realtime_fields(standin) == ["text"]
     await browser.close()
 
 
@@ -157,7 +142,7 @@ async def test_audio_end_is_refused_with_push_to_talk(standin: StandIn, cookie: 
     assert "activity_end" in refused["message"]
     await browser.send(type="text", text="still here")
     await browser.expect("turn_complete", timeout=10)
-    assert realtime_kinds(standin) == ["text"]  # no audioStreamEnd went upstream
+    assert realtime_fields(standin) == ["text"]  # no audioStreamEnd went upstream
     await browser.close()
 
 
@@ -194,9 +179,9 @@ async def test_a_hand_over_while_the_button_is_held_starts_the_activity_on_the_n
     await browser.send(type="activity_end")
     done = await browser.expect("turn_complete", turn=2, timeout=10)
 
-    assert realtime_kinds(standin, 0) == ["activityStart", "text"]
+    assert realtime_fields(standin, 0) == ["activityStart", "text"]
     assert standin.connections[1].resumed_from == "standin-0-1"
-    assert realtime_kinds(standin, 1) == ["activityStart", *["audio"] * len(SPOKEN), "activityEnd"]
+    assert realtime_fields(standin, 1) == ["activityStart", *["audio"] * len(SPOKEN), "activityEnd"]
     assert first_answer(standin, 1) > position(standin, "activityEnd", 1)
     assert browser.transcript("model", done["turn"]).startswith("I heard 0.5 s")
     await browser.close()
@@ -222,7 +207,7 @@ async def test_a_flood_of_activity_signals_is_rate_limited_and_the_session_goes_
 
     await eventually(a_text_got_through, interval=0.25)
     await browser.expect("turn_complete", timeout=10)  # the session went on
-    signals = [kind for kind in realtime_kinds(standin) if kind != "text"]
+    signals = [kind for kind in realtime_fields(standin) if kind != "text"]
     assert 0 < len(signals) < 400
     assert signals[::2] == ["activityStart"] * len(signals[::2])  # still paired, in order
     assert signals[1::2] == ["activityEnd"] * len(signals[1::2])
