@@ -30,18 +30,22 @@ async def stream_bench_speech(state: SessionState, tag: int, stop: asyncio.Event
     seq, due = 0, loop.time()
     with contextlib.suppress(ConnectionClosed):
         while not stop.is_set():
+            burst = Turn("", "AUDIO")  # billed as a turn: the context, then its audio
+            state.open_turn(burst)
             for _ in range(per_burst):
                 pcm = probe.stamp_pcm(silence, tag, seq)
                 data = {"mimeType": OUTPUT_MIME, "data": media.b64encode(pcm)}
                 parts = {"parts": [{"inlineData": data}]}
-                await speaker.send(content(modelTurn=parts, outputTranscription={"text": "la "}))
+                message = content(modelTurn=parts, outputTranscription={"text": "la "})
+                await speaker.send(message)
+                burst.delivered(message)
                 sent[tag] += 1
                 seq += 1
                 due += chunk_s
                 await asyncio.sleep(max(0.0, due - loop.time()))
             async with speaker.lock:
-                for message in state.final(Turn("", "AUDIO")):
-                    await speaker.send_unlocked(message)
+                for ending in state.final(burst):
+                    await speaker.send_unlocked(ending)
             due += behaviour.bench_silence_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, due - loop.time()))

@@ -69,6 +69,7 @@ class SyntheticModel:
         """Send one turn step by step, stopping as soon as it is cancelled."""
         state = self._state
         behaviour, speaker = state.behaviour, state.speaker
+        state.open_turn(turn)
         if not await speaker.emit(turn, turn.prelude):
             return
         await speaker.pause(turn, behaviour.reply_delay_s)

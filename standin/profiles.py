@@ -21,6 +21,8 @@ ALL_INPUT = "TURN_INCLUDES_ALL_INPUT"
 AUDIO_ACTIVITY_AND_ALL_VIDEO = "TURN_INCLUDES_AUDIO_ACTIVITY_AND_ALL_VIDEO"
 TURN_COVERAGES = frozenset({ONLY_ACTIVITY, ALL_INPUT, AUDIO_ACTIVITY_AND_ALL_VIDEO})
 
+CONTEXT_WINDOW_TOKENS = 128_000  # every Live model's today (ai.google.dev, Live API limits)
+
 
 @dataclass(frozen=True)
 class ModelProfile:
@@ -32,7 +34,8 @@ class ModelProfile:
     ``default_turn_coverage`` is a ``TurnCoverage`` name. ``thinking``: accepts
     ``thinkingConfig.thinkingLevel`` (and reports thoughts tokens); ``interaction_status``:
     every turnComplete carries ``interactionStatus``; ``media_resolution``: accepts
-    ``generationConfig.mediaResolution``.
+    ``generationConfig.mediaResolution``. ``context_window_tokens``: the model's context
+    window, whose 80% is the default trigger of ``contextWindowCompression``.
     """
 
     id: str
@@ -43,6 +46,7 @@ class ModelProfile:
     affective_dialog: bool
     interaction_status: bool
     media_resolution: bool
+    context_window_tokens: int = CONTEXT_WINDOW_TOKENS
 
     @property
     def name(self) -> str:

@@ -76,7 +76,8 @@ class Recorder:
         keep = self.keep_closed_records
         while keep is not None and len(self._closed_order) > keep:
             old = self._closed_order.pop(0)
-            for items in (old.messages, old.audio, old.frames, old.replies, old.reply_marks):
+            kept = (old.messages, old.audio, old.frames, old.frame_arrivals, old.replies)
+            for items in (*kept, old.reply_marks):
                 items.clear()
             old.truncated, old.recorded_bytes = True, 0
 

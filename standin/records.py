@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from standin.billing import Segment
 from standin.profiles import ModelProfile
 
 # User data (function args and results, JSON schemas) is kept exactly as sent...
@@ -41,10 +42,13 @@ class Behaviour:
     ``in_progress_split``: on 3.8 models a reply is split by a turnComplete with
     ``interactionStatus: IN_PROGRESS``.
 
-    Usage on every final turnComplete: ``prompt_tokens_per_turn``,
-    ``response_tokens_per_turn``, ``thoughts_tokens_per_turn`` (thinking models, every
-    turn that answers) and ``tool_use_tokens_per_turn`` (a turn answering a function
-    response); the total is their sum.
+    Usage on every final turnComplete (:mod:`standin.billing`): the prompt bills the
+    whole context as it stands before the turn, the response the reply audio actually
+    sent; ``prompt_tokens_per_turn`` and ``response_tokens_per_turn`` (None: billed so)
+    fix either to a constant instead (the prompt's details then name the turn's input
+    modality only). ``thoughts_tokens_per_turn`` (thinking models, every turn that
+    answers) and ``tool_use_tokens_per_turn`` (a turn answering a function response) are
+    fixed; the total is the sum of all four.
 
     Triggers in a user text: ``refuse_trigger`` (None: off) gets only a turnComplete with
     ``turnCompleteReason: PROHIBITED_INPUT_CONTENT``; ``note_trigger`` makes the model call
@@ -83,8 +87,8 @@ class Behaviour:
     late_input_transcription: bool = True
     activity_window_s: float = 1.0
     in_progress_split: bool = True
-    prompt_tokens_per_turn: int = 100
-    response_tokens_per_turn: int = 50
+    prompt_tokens_per_turn: int | None = None
+    response_tokens_per_turn: int | None = None
     thoughts_tokens_per_turn: int = 20
     tool_use_tokens_per_turn: int = 10
     refuse_trigger: str | None = "refuse:"
@@ -106,13 +110,18 @@ class Behaviour:
 
 @dataclass(frozen=True)
 class ModelContext:
-    """What the synthetic model knows of a session; a session resumption handle restores it."""
+    """What the synthetic model knows of a session; a session resumption handle restores it.
+
+    ``segments`` is the billed context (:class:`standin.billing.Ledger`) without the
+    system instruction, which the resuming setup states again.
+    """
 
     turns_done: int = 0
     audio_s: float = 0.0
     frame_count: int = 0
     frame_size: tuple[int, int] | None = None
     texts: tuple[str, ...] = ()
+    segments: tuple[Segment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,9 @@ class Connection:
     and ``thinking_level`` (None unless set). ``conversation`` is the index of the first
     connection of its resumption chain (None until the setup is accepted).
     ``replies`` holds every message sent; a raw text frame as ``{"raw": text}``.
+    ``usage`` holds every usageMetadata sent, in order (kept whatever the record limit:
+    they are small). ``frame_arrivals[i]`` is the wall-clock time (``time.time()``) at
+    which ``frames[i]`` arrived: both lists are kept under the same record limit.
     ``reply_marks[i]`` is how many client ``messages`` had arrived when ``replies[i]`` was
     sent: the order of the two, for tests of what a reply waited for.
 
@@ -154,12 +166,14 @@ class Connection:
     messages: list[dict[str, Any]] = field(default_factory=list, repr=False)
     audio: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
     frames: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
+    frame_arrivals: list[float] = field(default_factory=list, repr=False)
     texts: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     tool_cancellations: list[str] = field(default_factory=list)
     tool_responses: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list, repr=False)
     reply_marks: list[int] = field(default_factory=list, repr=False)
+    usage: list[dict[str, Any]] = field(default_factory=list, repr=False)
     opened_at: float | None = None
     setup_complete_at: float | None = None
     go_away_at: float | None = None
@@ -186,10 +200,11 @@ class Connection:
         """A copy whose lists no longer change with the live connection."""
         return replace(
             self, headers=dict(self.headers), messages=list(self.messages),
-            audio=list(self.audio), frames=list(self.frames), texts=list(self.texts),
+            audio=list(self.audio), frames=list(self.frames),
+            frame_arrivals=list(self.frame_arrivals), texts=list(self.texts),
             tool_calls=list(self.tool_calls), tool_cancellations=list(self.tool_cancellations),
             tool_responses=list(self.tool_responses), replies=list(self.replies),
-            reply_marks=list(self.reply_marks),
+            reply_marks=list(self.reply_marks), usage=list(self.usage),
         )  # fmt: skip
 
     def summary(self) -> str:

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -201,8 +202,8 @@ class LiveConnectionHandler:
             raise Refusal(INTERNAL_ERROR, UNAVAILABLE_REASON)
         profile = record.profile = model_profile(setup, record.path)
         config = read_config(setup, profile)
-        record.turn_coverage = self._listener.coverage = config.turn_coverage
-        self._listener.manual = config.manual_activity
+        self._listener.configure(config)
+        record.turn_coverage = config.turn_coverage
         record.media_resolution = config.media_resolution
         record.thinking_level = config.thinking_level
         if handle:
@@ -243,15 +244,20 @@ class LiveConnectionHandler:
                     raise InvalidInput(f"Unknown or invalid realtimeInput field {key!r}.")
 
     async def _on_client_content(self, body: dict[str, Any]) -> None:
-        """Turns of user text (and images); a complete turn gets a reply."""
+        """Turns of text (and images): context; a complete turn gets a reply to its user text."""
         for turn in as_list(body.get("turns") or [], "clientContent.turns"):
             if not isinstance(turn, dict):
                 raise InvalidInput("clientContent.turns must hold Content objects.")
+            user = turn.get("role", "user") == "user"
+            if user:
+                self._listener.begin_user_turn()
             for part in as_list(turn.get("parts") or [], "clientContent.turns.parts"):
                 text = part.get("text") if isinstance(part, dict) else None
-                if isinstance(text, str) and turn.get("role", "user") == "user":
-                    self._heard(text)
+                if isinstance(text, str) and user:
+                    self._heard(text, new_turn=False)
                     self._pending_text.append(text)
+                elif isinstance(text, str):
+                    self._listener.hear_history(text)
                 inline = part.get("inlineData") if isinstance(part, dict) else None
                 if isinstance(inline, dict) and str(inline.get("mimeType")).startswith("image/"):
                     self._on_frame(*blob(inline, "clientContent inlineData"), explicit=True)
@@ -264,11 +270,11 @@ class LiveConnectionHandler:
         """Accepted and recorded only: the synthetic model has no context to update."""
         logger.info("Connection #%s: context update %s", self.record.index, sorted(body))
 
-    def _heard(self, text: str) -> None:
+    def _heard(self, text: str, *, new_turn: bool = True) -> None:
         """Record a user text and add it to the session's context."""
         self._arrived("text", probe.read_text_stamp(text))
         self.record.texts.append(text)
-        self._listener.hear_text(text)
+        self._listener.hear_text(text, new_turn=new_turn)
 
     def _arrived(self, kind: str, found: tuple[int, int, int] | None) -> None:
         """Time a stamped payload; the first one starts the benchmark's model speech."""
@@ -278,9 +284,11 @@ class LiveConnectionHandler:
         self._model.start_bench(found[0])
 
     def _on_frame(self, mime: str, data: bytes, *, explicit: bool = False) -> None:
-        """Record one video frame; the model counts it as the turn coverage says."""
+        """Record one video frame and when it came; the model counts it as the coverage says."""
+        arrived_at = time.time()
         self._arrived("frame", probe.read_stamp(data))
-        self._speaker.keep(self.record.frames, (mime, data), len(data))
+        if self._speaker.keep(self.record.frames, (mime, data), len(data)):
+            self.record.frame_arrivals.append(arrived_at)
         self._listener.see_frame(data, explicit=explicit)
 
     async def _on_audio(self, mime: str, data: bytes) -> None:

@@ -5,6 +5,11 @@ A retired or unknown model closes with 1008 (``models/<id> is not found for API 
 request path); a TEXT response modality with 1007 ``Cannot extract voices from a
 non-audio request.``; any other setting the model refuses with 1007 and a short reason
 naming the field. Keys arrive camelCased (:func:`standin.records.camelize`).
+
+What the setup means for billing (:mod:`standin.billing`) is read here too: the tokens of
+the system instruction and the sliding window of ``contextWindowCompression``
+(``triggerTokens`` defaults to 80% of the model's context window, ``slidingWindow.
+targetTokens`` to half the trigger).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from standin.billing import TRIGGER_SHARE, Window, text_tokens
 from standin.profiles import PROFILES, RETIRED, TURN_COVERAGES, ModelProfile
 from standin.protocol import (
     NO_VOICES_REASON,
@@ -54,6 +60,8 @@ class SessionConfig:
     # speechConfig.languageCode: taken, and ignored as native-audio models do (they choose
     # the language they hear); kept so that a test can see what the setup asked for.
     speech_language: str | None = None
+    system_tokens: int = 0  # the system instruction's text tokens, billed with every turn
+    window: Window | None = None  # contextWindowCompression's sliding window, if asked for
 
     def behaviour_of(self, function: str) -> str:
         """BLOCKING or NON_BLOCKING: the declaration's ``behavior``, else the model's default."""
@@ -122,7 +130,45 @@ def read_config(setup: dict[str, Any], profile: ModelProfile) -> SessionConfig:
         manual_activity=detection.get("disabled") is True,
         behaviours=_declared_behaviours(setup, profile),
         speech_language=_speech_language(config),
+        system_tokens=_system_tokens(setup.get("systemInstruction")),
+        window=_window(setup, profile),
     )
+
+
+def _system_tokens(instruction: Any) -> int:
+    """The text tokens of ``setup.systemInstruction`` (a Content, or a plain string)."""
+    if isinstance(instruction, str):
+        return text_tokens(instruction)
+    parts = instruction.get("parts") if isinstance(instruction, dict) else None
+    if not isinstance(parts, list):
+        return 0
+    texts = [part.get("text") for part in parts if isinstance(part, dict)]
+    return sum(text_tokens(text) for text in texts if isinstance(text, str))
+
+
+def _window(setup: dict[str, Any], profile: ModelProfile) -> Window | None:
+    """The sliding window ``setup.contextWindowCompression`` asks for (None: no compression)."""
+    if "contextWindowCompression" not in setup:
+        return None
+    compression = as_object(setup["contextWindowCompression"], "setup.contextWindowCompression")
+    sliding = as_object(compression.get("slidingWindow"), "contextWindowCompression.slidingWindow")
+    default = int(profile.context_window_tokens * TRIGGER_SHARE)
+    trigger = _token_count(compression.get("triggerTokens"), default, "trigger_tokens")
+    target = _token_count(sliding.get("targetTokens"), trigger // 2, "target_tokens")
+    return Window(trigger_tokens=trigger, target_tokens=target)
+
+
+def _token_count(value: Any, default: int, name: str) -> int:
+    """A token count (an int64: a JSON number or string); ``default`` if absent."""
+    if value is None:
+        return default
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = -1
+    if isinstance(value, bool) or count < 0:
+        raise InvalidInput(f"Invalid value for {name}: {str(value)[:40]!r}.")
+    return count
 
 
 def _speech_language(config: dict[str, Any]) -> str | None:

@@ -2,7 +2,8 @@
 
 Replies are queued (:class:`standin.turns.TurnQueue`) and played one at a time by a
 worker task, so turns never interleave. Every message goes out under one send lock and
-is recorded in ``Connection.replies`` (a raw text frame as ``{"raw": text}``).
+is recorded in ``Connection.replies`` (a raw text frame as ``{"raw": text}``), and every
+usageMetadata in ``Connection.usage``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class Speaker:
         self.keep(self.record.replies, {"raw": text} if raw else message, len(text))
         if len(self.record.replies) > kept:
             self.record.reply_marks.append(len(self.record.messages))
+        if isinstance(message, dict) and "usageMetadata" in message:
+            self.record.usage.append(message["usageMetadata"])
         self._host.notify()
 
     async def emit(self, turn: Turn, messages: Messages, *, finish: bool = False) -> bool:
@@ -128,10 +131,12 @@ class Speaker:
             raise ValueError("after_messages must not be negative.")
         self._abort_after = after_messages
 
-    def keep(self, items: list[Any], item: Any, size: int) -> None:
-        """Append ``item`` to a media record unless the record limit is reached."""
-        if self._host.may_record(self.record, size):
-            items.append(item)
+    def keep(self, items: list[Any], item: Any, size: int) -> bool:
+        """Append ``item`` to a media record unless the record limit is reached; if kept."""
+        if not self._host.may_record(self.record, size):
+            return False
+        items.append(item)
+        return True
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` in a task kept alive until it ends (never cancelled)."""

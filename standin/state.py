@@ -2,8 +2,10 @@
 
 :class:`SessionState` holds the connection's record, its :class:`Speaker` and
 :class:`Listener`, the accepted :class:`SessionConfig`, its conversation (the first
-connection of its resumption chain) and turn count. A turn ends with a turnComplete that
-carries usage, followed by a session resumption handle when the client asked for them:
+connection of its resumption chain) and turn count. A turn takes its prompt (the billed
+context, compressed first if the setup asks: :mod:`standin.billing`) as it starts to run,
+and ends with a turnComplete that carries usage; its reply audio then joins the context,
+and a session resumption handle follows when the client asked for them:
 ``resumable: false`` while a function call made in the conversation is pending.
 """
 
@@ -84,10 +86,20 @@ class SessionState:
         handle = self.host.handles.issue(f"standin-{self.record.index}-{self.turns_done}", issued)
         return [{"sessionResumptionUpdate": {"newHandle": handle, "resumable": resumable}}]
 
+    def open_turn(self, turn: Turn) -> None:
+        """Before a turn runs: compress the context if the setup asks, and take its prompt."""
+        if turn.prompt is None:
+            turn.prompt = self.listener.ledger.before_turn()
+
     def final(self, turn: Turn, reason: str | None = None) -> list[Outgoing]:
-        """A turn's final turnComplete with usage, and the handle after it; counts the turn."""
+        """A turn's final turnComplete with usage, and the handle after it; counts the turn.
+
+        The reply audio the turn sent joins the context before the handle is taken.
+        """
         self.turns_done += 1
+        self.open_turn(turn)
         spent = usage(turn, self.behaviour, self.record.profile)
+        self.listener.ledger.add_audio(turn.audio_s)
         return [turn_complete(self.record.profile, spent, reason), *self.resumption_update()]
 
     async def send_all(self, messages: list[Outgoing]) -> None:

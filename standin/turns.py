@@ -15,9 +15,11 @@ import asyncio
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from standin import media
+from standin.billing import Prompt, audio_tokens
 from standin.profiles import ModelProfile
 from standin.protocol import OUTPUT_MIME, OUTPUT_RATE, Outgoing, content, fragments, words
 from standin.records import Behaviour
@@ -36,6 +38,8 @@ class Turn:
     ``tool_call`` (``{name, args}``): the turn calls this function first; a ``blocking``
     call ends the turn there, otherwise ``reply`` follows. ``tool_use``: the turn answers
     a function response. ``refused``: a refused input, answered with no content.
+    ``prompt``: the context billed, taken when the turn starts to run; ``audio_s`` the
+    seconds of reply audio actually sent so far (what the response bills).
     """
 
     reply: str
@@ -49,11 +53,28 @@ class Turn:
     cancelled: bool = False
     finished: bool = False
     sent: int = 0
+    prompt: Prompt | None = None
+    audio_s: Fraction = Fraction(0)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def delivered(self, message: Outgoing) -> None:
-        """``message`` was sent: it is no longer a late fragment to send."""
+        """``message`` was sent: no longer a late fragment to send; its audio was spoken."""
         self.late = [item for item in self.late if item is not message]
+        self.audio_s += sent_audio_s(message)
+
+
+def sent_audio_s(message: Outgoing) -> Fraction:
+    """The exact seconds of model audio (PCM16 inlineData) a server message carries."""
+    body = message.get("serverContent") if isinstance(message, dict) else None
+    turn = body.get("modelTurn") if isinstance(body, dict) else None
+    parts = turn.get("parts") if isinstance(turn, dict) else None
+    seconds = Fraction(0)
+    for part in parts if isinstance(parts, list) else []:
+        blob = part.get("inlineData") if isinstance(part, dict) else None
+        if isinstance(blob, dict) and str(blob.get("mimeType")).startswith("audio/"):
+            size = len(str(blob.get("data", "")).rstrip("=")) * 3 // 4  # base64: 4 chars, 3 bytes
+            seconds += Fraction(size // 2, media.sample_rate(str(blob["mimeType"])))
+    return seconds
 
 
 class TurnQueue:
@@ -132,13 +153,17 @@ def turn_complete(
 
 
 def usage(turn: Turn, behaviour: Behaviour, profile: ModelProfile | None) -> dict[str, Any]:
-    """The deterministic usageMetadata of one turn; the total includes thoughts and tool use.
+    """The usageMetadata of one turn; the total includes thoughts and tool use.
 
+    The prompt bills ``turn.prompt`` (the context before the turn), the response the
+    reply audio sent (none for a refused input), unless ``Behaviour`` fixes either.
     Thinking models think on every turn that answers (whatever the thinking level); a
     turn answering a function response pays for the response as tool-use prompt.
     """
-    prompt = behaviour.prompt_tokens_per_turn
-    response = 0 if turn.refused else behaviour.response_tokens_per_turn
+    prompt, details = _prompt(turn, behaviour)
+    fixed = behaviour.response_tokens_per_turn
+    response = audio_tokens(turn.audio_s) if fixed is None else fixed
+    response = 0 if turn.refused else response
     thinking = profile is not None and profile.thinking and not turn.refused
     thoughts = behaviour.thoughts_tokens_per_turn if thinking else 0
     tool_use = behaviour.tool_use_tokens_per_turn if turn.tool_use else 0
@@ -146,8 +171,9 @@ def usage(turn: Turn, behaviour: Behaviour, profile: ModelProfile | None) -> dic
         "promptTokenCount": prompt,
         "responseTokenCount": response,
         "totalTokenCount": prompt + response + thoughts + tool_use,
-        "promptTokensDetails": [{"modality": turn.input_modality, "tokenCount": prompt}],
     }
+    if details:
+        result["promptTokensDetails"] = details
     if response:
         result["responseTokensDetails"] = [{"modality": "AUDIO", "tokenCount": response}]
     if thoughts:
@@ -156,3 +182,12 @@ def usage(turn: Turn, behaviour: Behaviour, profile: ModelProfile | None) -> dic
         result["toolUsePromptTokenCount"] = tool_use
         result["toolUsePromptTokensDetails"] = [{"modality": "TEXT", "tokenCount": tool_use}]
     return result
+
+
+def _prompt(turn: Turn, behaviour: Behaviour) -> tuple[int, list[dict[str, Any]]]:
+    """promptTokenCount and promptTokensDetails: billed, or the fixed count of ``behaviour``."""
+    fixed = behaviour.prompt_tokens_per_turn
+    if fixed is not None:
+        return fixed, [{"modality": turn.input_modality, "tokenCount": fixed}]
+    billed = turn.prompt if turn.prompt is not None else Prompt()
+    return billed.count, billed.details()

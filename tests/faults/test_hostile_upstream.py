@@ -315,6 +315,7 @@ async def test_a_frame_the_sdk_chokes_on_is_skipped_without_a_reconnect(
 async def test_usage_out_of_range_is_stored_in_range_and_later_turns_are_kept(
     standin: StandIn, cookie: str
 ) -> None:
+    per_turn = standin.behaviour.prompt_tokens_per_turn = 100  # fixed: the range is tested
     browser = Browser(cookie)
     session_id = await live_session(browser)
     await typed_turn(browser, "one")
@@ -330,7 +331,6 @@ async def test_usage_out_of_range_is_stored_in_range_and_later_turns_are_kept(
 
     session, lines = await stored(session_id)
     assert [text for *_, text in lines][0::2] == ["one", "two"]  # nothing lost after it
-    per_turn = standin.behaviour.prompt_tokens_per_turn
     assert session.prompt_tokens == 2 * per_turn == shown["prompt_tokens"]  # -1000 held to 0
     assert session.response_tokens == shown["response_tokens"]
     assert session.response_tokens >= events.MAX_TOKEN_COUNT

@@ -25,12 +25,20 @@ def stored_usage(session_id: str) -> dict[str, Any]:
     return {name: getattr(session, name) for name in (*USAGE_COUNTS, *USAGE_DETAILS)}
 
 
+def fixed_usage(standin: StandIn, prompt: int, response: int) -> None:
+    """Bill every turn a fixed prompt and response: these tests are about adding them up."""
+    standin.behaviour.prompt_tokens_per_turn = prompt
+    standin.behaviour.response_tokens_per_turn = response
+
+
 def shown_usage(message: dict[str, Any]) -> dict[str, Any]:
-    """A ``usage`` message without its type."""
-    return {key: value for key, value in message.items() if key != "type"}
+    """A ``usage`` message's token counts: without its type, and without its cost (which
+    tests/integration/test_spending.py checks against the price table)."""
+    return {key: value for key, value in message.items() if key not in ("type", "cost_usd")}
 
 
 async def test_voice_session_adds_up_audio_and_text_turns(standin: StandIn, cookie: str) -> None:
+    fixed_usage(standin, 100, 50)
     browser = Browser(cookie)
     await browser.connect()
     live = await browser.start(mode="audio")
@@ -66,6 +74,7 @@ async def test_voice_session_adds_up_audio_and_text_turns(standin: StandIn, cook
 
 
 async def test_text_session_and_hand_over_keep_adding_up(standin: StandIn, cookie: str) -> None:
+    fixed_usage(standin, 100, 50)
     browser = Browser(cookie)
     await browser.connect()
     live = await browser.start(mode="text")
@@ -90,6 +99,7 @@ async def test_text_session_and_hand_over_keep_adding_up(standin: StandIn, cooki
 async def test_usage_is_stored_with_each_turn_before_the_session_ends(
     standin: StandIn, cookie: str
 ) -> None:
+    fixed_usage(standin, 100, 50)
     browser = Browser(cookie)
     await browser.connect()
     live = await browser.start(mode="text")

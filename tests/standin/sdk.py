@@ -139,6 +139,12 @@ def handles(messages: list[types.LiveServerMessage]) -> list[tuple[str, bool]]:
     ]
 
 
+def fixed_usage(server: Server, prompt: int = 100, response: int = 50) -> None:
+    """Bill every turn a fixed prompt and response (for tests about something else)."""
+    server.behaviour.prompt_tokens_per_turn = prompt
+    server.behaviour.response_tokens_per_turn = response
+
+
 def summary(frames: str = "no frames", audio_s: str = "0.0") -> str:
     """The stand-in's 'So far...' sentence."""
     return f"So far I have received {frames} and {audio_s} s of audio."

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import logging
+import math
 import re
 import signal
 import ssl
@@ -34,6 +35,7 @@ from tests.standin.sdk import (
     PCM16K,
     Server,
     collect_turn,
+    fixed_usage,
     fragments,
     function_response,
     image,
@@ -51,7 +53,7 @@ from tests.standin.sdk import (
 MODEL = DEFAULT_MODEL
 SYSTEM = "You are a terse test assistant."
 ROOT = Path(__file__).resolve().parents[2]
-# The final turnComplete of a text turn, as the stand-in sends it.
+# The final turnComplete of a text turn, as the stand-in sends it with fixed usage knobs.
 IDLE_WITH_USAGE = {
     "serverContent": {"turnComplete": True, "interactionStatus": "IDLE"},
     "usageMetadata": {
@@ -262,16 +264,25 @@ async def test_text_turn_streams_audio_and_transcript_then_ends_with_usage(
     final = turn[-1]
     assert final.server_content.turn_complete is True
     assert final.server_content.interaction_status == types.InteractionStatus.IDLE
+    # Billed at about 4 characters a text token (the system instruction and the text) and
+    # 32 tokens a second of reply audio (six chunks of 0.1 s).
+    prompt = math.ceil(len(SYSTEM) / 4) + math.ceil(len("Hello there") / 4)
+    response = round(32 * 0.6)
     usage = final.usage_metadata
-    assert (usage.prompt_token_count, usage.response_token_count) == (100, 50)
-    assert usage.total_token_count == 150
+    assert (usage.prompt_token_count, usage.response_token_count) == (prompt, response)
     assert [(d.modality, d.token_count) for d in usage.prompt_tokens_details] == [
-        (types.MediaModality.TEXT, 100)
+        (types.MediaModality.TEXT, prompt)
     ]
-    assert [(d.modality, d.token_count) for d in usage.response_tokens_details] == [
-        (types.MediaModality.AUDIO, 50)
-    ]
-    assert standin.connections[0].replies[-1] == IDLE_WITH_USAGE
+    assert standin.connections[0].replies[-1] == {
+        "serverContent": {"turnComplete": True, "interactionStatus": "IDLE"},
+        "usageMetadata": {
+            "promptTokenCount": prompt,
+            "responseTokenCount": response,
+            "totalTokenCount": prompt + response,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+            "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": response}],
+        },
+    }
 
 
 @pytest.mark.asyncio
@@ -345,7 +356,10 @@ async def test_spoken_tone_is_transcribed_with_its_frequency(standin: StandIn) -
     heard_at = [i for i, m in enumerate(turn) if m.server_content.input_transcription]
     assert heard_at[0] < first_audio < heard_at[-1]
     details = turn[-1].usage_metadata.prompt_tokens_details
-    assert [d.modality for d in details] == [types.MediaModality.AUDIO]
+    assert [(d.modality, d.token_count) for d in details] == [
+        (types.MediaModality.TEXT, math.ceil(len(SYSTEM) / 4)),
+        (types.MediaModality.AUDIO, round(32 * 1.2)),  # 32 tokens a second of audio
+    ]
 
 
 @pytest.mark.asyncio
@@ -390,6 +404,7 @@ async def test_silence_stream_end_and_length_limit_end_utterances(standin: Stand
 
 @pytest.mark.asyncio
 async def test_interrupt_stops_the_reply_and_completes_the_turn(standin: StandIn) -> None:
+    fixed_usage(standin, 100, 50)
     standin.behaviour.reply_audio_s = 2.0
     standin.behaviour.chunk_interval_s = 0.05
     interrupted: list[types.LiveServerMessage] = []

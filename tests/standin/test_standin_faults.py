@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import re
 from collections.abc import Callable
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from google.genai import errors, types
 
 from standin import Behaviour, ModelContext, StandIn, ThreadedStandIn
+from standin.billing import Segment
 from tests.standin.sdk import (
     PCM16K,
     collect_turn,
@@ -92,9 +94,16 @@ async def test_handles_follow_setup_and_turns_and_a_handle_resumes_its_context(
     standin: StandIn,
 ) -> None:
     handle = await first_session_with_context(standin)
-    assert standin.resumption_handles[handle] == ModelContext(
-        turns_done=1, audio_s=0.5, frame_count=1, frame_size=(64, 48), texts=("one",)
+    # The billed context: the frame (258 tokens at the default resolution) and 0.5 s of
+    # silence, then the user text's turn and the 0.6 s reply.
+    segments = (
+        Segment(audio_s=Fraction(1, 2), image_tokens=258),
+        Segment(audio_s=Fraction(3, 5), text_tokens=1),
     )
+    assert standin.resumption_handles[handle] == ModelContext(
+        turns_done=1, audio_s=0.5, frame_count=1, frame_size=(64, 48), texts=("one",),
+        segments=segments,
+    )  # fmt: skip
     assert standin.resumption_handles["standin-0-0"] == ModelContext()
 
     async with connect(standin, config=resuming(handle)) as session:

@@ -16,6 +16,7 @@ from tests.standin.sdk import (
     audio_config,
     collect_turn,
     connect,
+    fixed_usage,
     function_response,
     handles,
     kinds,
@@ -46,6 +47,7 @@ def updates(replies: list[dict[str, Any]]) -> list[tuple[str, bool]]:
 async def test_a_non_blocking_call_lets_the_turn_go_on_and_the_answer_comes_when_idle(
     standin: StandIn,
 ) -> None:
+    fixed_usage(standin, 100, 50)
     async with connect(standin, THREE_EIGHT, resuming()) as session:
         calling = await text_turn(session, "note: Standup | at 10:30")
         await standin.wait_for(lambda: len(updates(standin.connections[0].replies)) == 3)
@@ -106,6 +108,7 @@ async def test_a_silent_response_is_recorded_only(standin: StandIn) -> None:
 
 @pytest.mark.asyncio
 async def test_an_interrupt_response_cuts_the_turn_playing(standin: StandIn) -> None:
+    fixed_usage(standin, 100, 50)
     standin.behaviour.reply_audio_s = 2.0
     standin.behaviour.chunk_interval_s = 0.05
     async with connect(standin, THREE_EIGHT) as session:

@@ -7,6 +7,7 @@ frames can be scripted, and the real SDK's reaction to them is shown.
 """
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from tests.standin.sdk import (
     audio_config,
     collect_turn,
     connect,
+    fixed_usage,
     fragments,
     kinds,
     next_message,
@@ -47,6 +49,7 @@ def status(profile_has_it: bool, value: str) -> dict[str, Any]:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("model", FOUR_MODELS)
 async def test_interrupt_sends_interrupted_then_turn_complete(standin: StandIn, model: str) -> None:
+    fixed_usage(standin, 100, 50)
     slow(standin)
     async with connect(standin, model) as session:
         await session.send_realtime_input(text="a long one")
@@ -139,6 +142,7 @@ async def test_an_interrupted_turn_still_sends_the_users_last_words(standin: Sta
 
 @pytest.mark.asyncio
 async def test_thinking_and_tool_use_tokens_count_in_the_total(standin: StandIn) -> None:
+    fixed_usage(standin, 100, 50)
     standin.behaviour.thoughts_tokens_per_turn = 7
     standin.behaviour.tool_use_tokens_per_turn = 3
     thinking = types.ThinkingConfig(thinking_level=types.ThinkingLevel.MEDIUM)
@@ -178,6 +182,7 @@ async def test_refused_input_gets_only_a_turn_complete_with_its_reason(
         after = await text_turn(session, "fine")
 
     profile = PROFILES[model]
+    prompt = math.ceil(len("Please REFUSE: this") / 4)  # billed although refused
     assert len(turn) == 1
     assert (
         turn[0].server_content.turn_complete_reason
@@ -191,10 +196,10 @@ async def test_refused_input_gets_only_a_turn_complete_with_its_reason(
             **status(profile.interaction_status, "IDLE"),
         },
         "usageMetadata": {
-            "promptTokenCount": 100,
+            "promptTokenCount": prompt,
             "responseTokenCount": 0,
-            "totalTokenCount": 100,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 100}],
+            "totalTokenCount": prompt,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
         },
     }
     assert output_text(after).startswith('You said: "fine".')
