@@ -291,10 +291,11 @@ if not GEMINI_API_KEY and not DEBUG and not GEMINI_OFFLINE_DEMO:
 # A Live API model id; sessions_app.live.models knows what each current model can do
 # (`manage.py check` warns about an id it does not know).
 GEMINI_MODEL = env.str("GEMINI_MODEL", default="gemini-3.8-live")
-# Tokens per screen frame on models that take it: LOW (about 66), MEDIUM (256) or HIGH.
+# Tokens per screen frame on models that take it: LOW (about 66), MEDIUM (256) or HIGH;
+# empty: not sent, the service's default (about 258).
 GEMINI_MEDIA_RESOLUTION = env.str("GEMINI_MEDIA_RESOLUTION", default="MEDIUM").upper()
-if GEMINI_MEDIA_RESOLUTION not in ("LOW", "MEDIUM", "HIGH"):
-    raise ImproperlyConfigured("GEMINI_MEDIA_RESOLUTION must be LOW, MEDIUM or HIGH.")
+if GEMINI_MEDIA_RESOLUTION not in ("LOW", "MEDIUM", "HIGH", ""):
+    raise ImproperlyConfigured("GEMINI_MEDIA_RESOLUTION must be LOW, MEDIUM, HIGH or empty.")
 GEMINI_API_VERSION = env.str("GEMINI_API_VERSION", default="v1beta")
 GEMINI_API_BASE_URL = env.str("GEMINI_API_BASE_URL", default="")
 GEMINI_CA_BUNDLE = env.str("GEMINI_CA_BUNDLE", default="")
@@ -350,6 +351,12 @@ SHARE_STALE_AFTER_S = env.float("SHARE_STALE_AFTER_S", default=60)
 # finished session are retried for SHARE_STORAGE_RETRY_S seconds, then logged as lost.
 SHARE_UNSAVED_LINES_MAX = env.int("SHARE_UNSAVED_LINES_MAX", default=2000)
 SHARE_STORAGE_RETRY_S = env.float("SHARE_STORAGE_RETRY_S", default=600)
+# Tokens one user may spend a day (since midnight in DJANGO_TIME_ZONE), counted from the
+# database across every worker; staff may give one user another figure in the admin. Past
+# it a start is refused, and a live session is warned at 90% and ended at 100%. 0: no limit.
+SHARE_DAILY_TOKENS_PER_USER = env.int("SHARE_DAILY_TOKENS_PER_USER", default=0)
+if SHARE_DAILY_TOKENS_PER_USER < 0:
+    raise ImproperlyConfigured("SHARE_DAILY_TOKENS_PER_USER must be 0 (no limit) or more.")
 
 # --- Retention -----------------------------------------------------------------------------
 # `manage.py purge_sessions` deletes sessions (transcripts and notes with them) that started
@@ -381,4 +388,7 @@ SHARE_FRAME_MAX_SIDE = env.int("SHARE_FRAME_MAX_SIDE", default=1024)  # px, long
 SHARE_FRAME_QUALITY = env.float("SHARE_FRAME_QUALITY", default=0.8)  # JPEG quality 0..1
 SHARE_FRAME_RATE = env.float("SHARE_FRAME_RATE", default=1.0)  # frames/s, 0.2 to 2
 SHARE_KEYFRAME_S = env.float("SHARE_KEYFRAME_S", default=10.0)  # a static screen is resent
+# ...this often while someone speaks (the user, or the model), and this often while nobody
+# does: a frame goes out at once when the user starts to speak or types anyway.
+SHARE_IDLE_KEYFRAME_S = env.float("SHARE_IDLE_KEYFRAME_S", default=60.0)
 SHARE_CHANGE_THRESHOLD = env.float("SHARE_CHANGE_THRESHOLD", default=0.01)  # changed share

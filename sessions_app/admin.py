@@ -15,9 +15,9 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
-from sessions_app import control, exports, usage
+from sessions_app import control, exports, services, usage
 from sessions_app.events_log import log_event
-from sessions_app.models import LiveSession, Note, TranscriptEntry
+from sessions_app.models import LiveSession, Note, TranscriptEntry, UserBudget
 from sessions_app.session.endings import ADMIN_END_MESSAGE
 
 ALREADY_ENDED = gettext_noop("%(count)d selected session(s) had already ended.")
@@ -97,6 +97,7 @@ class LiveSessionAdmin(admin.ModelAdmin):
         "prompt_tokens",
         "response_tokens",
         "total_tokens",
+        "cost_display",
         "resumptions",
     )
     list_filter = ("status", "end_reason", "model", "response_modality", "started_at", "user")
@@ -199,6 +200,11 @@ class LiveSessionAdmin(admin.ModelAdmin):
         duration = obj.duration
         return "-" if duration is None else exports.hms(duration.total_seconds())
 
+    @admin.display(description=_("Cost (USD)"), ordering="cost_usd")
+    def cost_display(self, obj: LiveSession) -> str:
+        """The estimated cost to the hundredth of a cent; "-" when the model had no price."""
+        return "-" if obj.cost_usd is None else f"{obj.cost_usd:.4f}"
+
     @admin.display(description=_("Lines"), ordering="line_total")
     def line_count(self, obj: LiveSession) -> int:
         """How many transcript lines the session holds."""
@@ -229,3 +235,18 @@ class LiveSessionAdmin(admin.ModelAdmin):
 def _day_start(day: date) -> datetime:
     """Midnight at the start of ``day`` in the current time zone."""
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+@admin.register(UserBudget)
+class UserBudgetAdmin(admin.ModelAdmin):
+    """One user's own daily token budget, in place of SHARE_DAILY_TOKENS_PER_USER."""
+
+    list_display = ("user", "daily_tokens", "used_today", "note", "updated_at")
+    search_fields = ("user__username", "user__email", "note")
+    autocomplete_fields = ("user",)
+    list_select_related = ("user",)
+
+    @admin.display(description=_("Used today"))
+    def used_today(self, obj: UserBudget) -> int:
+        """The user's tokens since midnight, every worker's sessions included."""
+        return services.user_tokens_today(user_id=obj.user_id)

@@ -43,6 +43,7 @@ EndReason = LiveSession.EndReason
 REFUSAL_CODES: dict[str, ErrorCode] = {
     EndReason.USER_LIMIT: ErrorCode.TOO_MANY_SESSIONS,
     EndReason.WORKER_LIMIT: ErrorCode.SERVER_BUSY,
+    EndReason.BUDGET_EXHAUSTED: ErrorCode.BUDGET_EXHAUSTED,
 }
 
 logger = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -25,6 +26,7 @@ from sessions_app.models import LiveSession, Note, TranscriptEntry
 SCHEMA = "screenshare-assistant.sessions/1"
 CSV_COLUMNS = (
     "session_id", "user", "kind", "sequence", "created_at", "role", "source", "title", "text",
+    "total_tokens", "cost_usd",
 )  # fmt: skip
 SPEAKERS: dict[str, str] = {
     TranscriptEntry.Role.USER: "User",
@@ -103,6 +105,7 @@ def session_data(session: LiveSession) -> dict[str, Any]:
         "response_modality": session.response_modality,
         "voice": session.voice,
         "resumptions": session.resumptions,
+        "cost_usd": _usd(session.cost_usd),
         "tokens": {
             "prompt": session.prompt_tokens,
             "response": session.response_tokens,
@@ -185,6 +188,7 @@ def _markdown_facts(session: LiveSession) -> list[tuple[str, str]]:
             "Tokens",
             f"{session.total_tokens} ({session.prompt_tokens} in, {session.response_tokens} out)",
         ),
+        ("Estimated cost", "-" if session.cost_usd is None else f"${session.cost_usd:.4f}"),
         ("Resumptions", str(session.resumptions)),
     ]
 
@@ -193,21 +197,28 @@ def _markdown_facts(session: LiveSession) -> list[tuple[str, str]]:
 
 
 def to_csv(sessions: Iterable[LiveSession]) -> str:
-    """One row per transcript line (``kind=line``), then one per note (``kind=note``)."""
+    """Per session: one row for the session itself (``kind=session``: its tokens and cost),
+    one per transcript line (``kind=line``), then one per note (``kind=note``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for session in sessions:
         user = session.user.get_username()
+        cost = "" if session.cost_usd is None else f"{session.cost_usd:.6f}"
+        writer.writerow(
+            [session.pk, user, "session", "", _iso(session.started_at), "", "",
+             session.status, "", session.total_tokens, cost]
+        )  # fmt: skip
         for entry in session.entries.all():
             writer.writerow(
                 [session.pk, user, "line", entry.sequence, _iso(entry.created_at),
-                 entry.role, entry.source, "", _csv_safe(entry.text)]
+                 entry.role, entry.source, "", _csv_safe(entry.text), "", ""]
             )  # fmt: skip
         for note in session.notes.all():
             writer.writerow(
                 [session.pk, user, "note", "", _iso(note.created_at),
-                 TranscriptEntry.Role.MODEL, "", _csv_safe(note.title), _csv_safe(note.body)]
+                 TranscriptEntry.Role.MODEL, "", _csv_safe(note.title), _csv_safe(note.body),
+                 "", ""]
             )  # fmt: skip
     return buffer.getvalue()
 
@@ -222,6 +233,11 @@ def _csv_safe(text: str) -> str:
 
 
 # Helpers
+
+
+def _usd(amount: Decimal | None) -> float | None:
+    """An estimated cost for JSON: USD as a number, None when the model had no price."""
+    return None if amount is None else float(amount)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -35,6 +35,7 @@ class LiveSession(models.Model):
         RATE_LIMITED = "rate_limited", _("Closed: the browser sent too much")
         INTERNAL_ERROR = "internal_error", _("Failed: an error in the server")
         STORAGE_UNAVAILABLE = "storage_unavailable", _("Failed: the database was away too long")
+        BUDGET_EXHAUSTED = "budget_exhausted", _("The user's daily token budget was used up")
 
     class Modality(models.TextChoices):
         AUDIO = "AUDIO", _("Voice")
@@ -67,6 +68,14 @@ class LiveSession(models.Model):
     prompt_tokens_by_modality = models.JSONField(default=dict, blank=True)
     response_tokens_by_modality = models.JSONField(default=dict, blank=True)
     tool_use_prompt_tokens_by_modality = models.JSONField(default=dict, blank=True)
+    cost_usd = models.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Estimated: the tokens as the service reported them, times the price table"
+        " (GEMINI_PRICES) when the session ran; empty if the table has no price for the model.",
+    )
     speech_dropped_s = models.FloatField(
         default=0.0,
         help_text="Seconds of the model's speech dropped because the browser read too slowly.",
@@ -141,3 +150,23 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class UserBudget(models.Model):
+    """A user's own daily token budget, in place of SHARE_DAILY_TOKENS_PER_USER."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="token_budget"
+    )
+    daily_tokens = models.PositiveBigIntegerField(
+        help_text=_("Tokens this user may spend a day, counted from midnight. 0: no limit.")
+    )
+    note = models.CharField(max_length=200, blank=True, help_text=_("Why, for other admins."))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("daily token budget")
+        verbose_name_plural = _("daily token budgets")
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.daily_tokens}"

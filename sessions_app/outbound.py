@@ -85,6 +85,7 @@ class Usage:
     prompt_tokens_by_modality: dict[str, int] = field(default_factory=dict)
     response_tokens_by_modality: dict[str, int] = field(default_factory=dict)
     tool_use_prompt_tokens_by_modality: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None  # estimated; left out when the model has no price
 
 
 @dataclass(frozen=True)

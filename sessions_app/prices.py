@@ -17,7 +17,8 @@ stop every management command with a traceback instead, ``check`` included.
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +37,9 @@ class Prices:
     output_text: float
     output_audio: float
 
+
+# The date of the default table below: the README and .env.example say it too.
+PRICE_LIST_DATE = "2026-12-01"
 
 # The public Gemini Developer API price list (paid tier, ai.google.dev/gemini-api/docs/pricing),
 # as read on 2026-12-01 from what the project's search corpus holds of it:
@@ -107,3 +111,90 @@ def price_table() -> dict[str, Prices]:
 def prices_for(model: str) -> Prices | None:
     """The rates of ``model`` (``models/`` prefix allowed); None if the table lacks it."""
     return price_table().get(model.removeprefix("models/"))
+
+
+# Which rate a modality's tokens are billed at. Frames are images (the price list bills
+# video input as images). A count the service does not itemise by modality is billed as
+# text in, and as audio out: every Live model answers in audio.
+INPUT_RATES = {
+    "TEXT": "input_text",
+    "AUDIO": "input_audio",
+    "IMAGE": "input_image",
+    "VIDEO": "input_image",
+    "DOCUMENT": "input_image",
+}
+OUTPUT_RATES = {"TEXT": "output_text", "AUDIO": "output_audio"}
+UNITEMISED_INPUT, UNITEMISED_OUTPUT = "input_text", "output_audio"
+MICRO_USD = Decimal("0.000001")
+PER_MILLION = Decimal(1_000_000)
+# The largest cost a session row holds (LiveSession.cost_usd, 18 digits, 6 decimals): a
+# figure past it (absurd counts from a broken upstream, absurd rates) is held to it.
+MAX_COST_USD = Decimal("999999999999.999999")
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """A session's token totals as the service reported them (summed per-turn snapshots)."""
+
+    prompt: int = 0
+    response: int = 0
+    thoughts: int = 0
+    tool_use: int = 0
+    prompt_by_modality: Mapping[str, int] = field(default_factory=dict)
+    response_by_modality: Mapping[str, int] = field(default_factory=dict)
+    tool_use_by_modality: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, totals: Any) -> "TokenCounts":
+        """The counts of anything holding a session's totals under the LiveSession field
+        names: a session row (a migration's too) or a live session's counters."""
+        return cls(
+            prompt=totals.prompt_tokens,
+            response=totals.response_tokens,
+            thoughts=totals.thoughts_tokens,
+            tool_use=totals.tool_use_prompt_tokens,
+            prompt_by_modality=totals.prompt_tokens_by_modality or {},
+            response_by_modality=totals.response_tokens_by_modality or {},
+            tool_use_by_modality=totals.tool_use_prompt_tokens_by_modality or {},
+        )
+
+
+def cost_usd(prices: Prices, tokens: TokenCounts) -> Decimal:
+    """What ``tokens`` cost at ``prices``, in USD to the micro-dollar (at most MAX_COST_USD).
+
+    Prompt and tool-use prompt tokens at the input rate of their modality, response tokens
+    at the output rate of theirs, thinking tokens as text out.
+    """
+    spent = (
+        _billed(prices, tokens.prompt, tokens.prompt_by_modality, INPUT_RATES, UNITEMISED_INPUT)
+        + _billed(
+            prices, tokens.tool_use, tokens.tool_use_by_modality, INPUT_RATES, UNITEMISED_INPUT
+        )
+        + _billed(
+            prices, tokens.response, tokens.response_by_modality, OUTPUT_RATES, UNITEMISED_OUTPUT
+        )
+        + tokens.thoughts * _rate(prices, "output_text")
+    )
+    return min((spent / PER_MILLION).quantize(MICRO_USD), MAX_COST_USD)
+
+
+def _billed(
+    prices: Prices,
+    total: int,
+    by_modality: Mapping[str, int],
+    rates: Mapping[str, str],
+    unitemised: str,
+) -> Decimal:
+    """USD x 1e6 of ``total`` tokens, itemised by ``by_modality`` (the rest at ``unitemised``)."""
+    itemised = sum(by_modality.values())
+    spent = sum(
+        (count * _rate(prices, rates.get(modality, unitemised)) for modality, count in
+         by_modality.items()),
+        Decimal(0),
+    )  # fmt: skip
+    return spent + max(total - itemised, 0) * _rate(prices, unitemised)
+
+
+def _rate(prices: Prices, name: str) -> Decimal:
+    """One rate as an exact decimal (USD per million tokens)."""
+    return Decimal(repr(getattr(prices, name)))

@@ -68,6 +68,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     STORAGE_UNAVAILABLE = "storage_unavailable"
     WRONG_MIC_MODE = "wrong_mic_mode"
+    BUDGET_WARNING = "budget_warning"
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 # Codes of a message that cannot be read at all: a browser speaking this protocol never

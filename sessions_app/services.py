@@ -3,17 +3,19 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
 
-from sessions_app.models import LiveSession, Note, TranscriptEntry
+from sessions_app.models import LiveSession, Note, TranscriptEntry, UserBudget
+from sessions_app.prices import Prices, TokenCounts, cost_usd
 from sessions_app.session.transcripts import Line
 
 
@@ -35,6 +37,7 @@ class SessionCounters:
     prompt_tokens_by_modality: dict[str, int] = field(default_factory=dict)
     response_tokens_by_modality: dict[str, int] = field(default_factory=dict)
     tool_use_prompt_tokens_by_modality: dict[str, int] = field(default_factory=dict)
+    cost_usd: Decimal | None = None  # None: the price table has no price for the model
 
     def snapshot(self) -> "SessionCounters":
         """A copy that later changes (the dicts included) do not reach: store this one."""
@@ -71,6 +74,10 @@ class SessionCounters:
             for modality, count in counts.items():
                 totals[modality] = totals.get(modality, 0) + count
 
+    def price(self, prices: Prices | None) -> None:
+        """Set ``cost_usd`` from the totals at ``prices`` (None: no price, no cost)."""
+        self.cost_usd = None if prices is None else cost_usd(prices, TokenCounts.of(self))
+
 
 class SessionRefused(Exception):
     """A session may not start now; the refused row is stored with ``end_reason``."""
@@ -91,16 +98,19 @@ def live_session_create(
     user_agent: str,
     max_per_user: int = 0,
     stale_after_s: float = 60.0,
+    daily_tokens: int = 0,
     refuse: SessionRefused | None = None,
 ) -> LiveSession:
     """Create the row of a session that is starting; raise SessionRefused past a limit.
 
     The per-user limit counts the user's live rows in the database, so it holds across
-    every worker process. The user's row is locked first (PostgreSQL) and the new row is
-    inserted before counting (SQLite serialises writers), so two workers starting a
-    session at once cannot both slip under the limit. A refused session is stored too,
-    ended at once with the refusal's reason, so admins see it. ``refuse`` stores such a
-    row for a refusal decided by the caller (the per-worker limit).
+    every worker process; so does the daily token budget (``daily_tokens``, or the user's
+    own :class:`UserBudget`), which sums the tokens of the user's sessions of today. The
+    user's row is locked first (PostgreSQL) and the new row is inserted before counting
+    (SQLite serialises writers), so two workers starting a session at once cannot both
+    slip under the limit. A refused session is stored too, ended at once with the
+    refusal's reason, so admins see it. ``refuse`` stores such a row for a refusal decided
+    by the caller (the per-worker limit).
     """
     stale_sessions_sweep(stale_after_s=stale_after_s)
     now = timezone.now()
@@ -118,6 +128,8 @@ def live_session_create(
         )
         if refuse is None and max_per_user > 0:
             refuse = _user_limit_refusal(user, max_per_user, since=now - stale_after)
+        if refuse is None:
+            refuse = _budget_refusal(user.pk, daily_tokens)
         if refuse is not None:
             LiveSession.objects.filter(pk=session.pk).update(
                 status=LiveSession.Status.FAILED, end_reason=refuse.end_reason, ended_at=now
@@ -144,6 +156,48 @@ def _user_limit_refusal(user: User, max_per_user: int, *, since: datetime) -> Se
         )
         % {"count": max_per_user},
     )
+
+
+def _budget_refusal(user_id: int, default_daily_tokens: int) -> SessionRefused | None:
+    """The refusal of a session whose user has spent their daily budget already."""
+    limit = daily_token_limit(user_id=user_id, default=default_daily_tokens)
+    if not limit:
+        return None
+    used = user_tokens_today(user_id=user_id)
+    if used < limit:
+        return None
+    return SessionRefused(
+        LiveSession.EndReason.BUDGET_EXHAUSTED,
+        gettext(
+            "You have used your daily allowance of %(limit)s tokens (%(used)s today), so no"
+            " session can start. It resets at midnight; an administrator can raise it."
+        )
+        % {"limit": f"{limit:,}", "used": f"{used:,}"},
+    )
+
+
+def daily_token_limit(*, user_id: int, default: int) -> int:
+    """The user's daily token budget: their own (admin-set) figure, else ``default``; 0: none."""
+    own = UserBudget.objects.filter(user_id=user_id).values_list("daily_tokens", flat=True)
+    return next(iter(own), default)
+
+
+def day_start(now: datetime | None = None) -> datetime:
+    """Midnight at the start of today (or of ``now``'s day) in the site's time zone."""
+    local = timezone.localtime(now)
+    return timezone.make_aware(datetime.combine(local.date(), time.min), local.tzinfo)
+
+
+def user_tokens_today(*, user_id: int, exclude: uuid.UUID | None = None) -> int:
+    """Tokens of the user's sessions started since midnight, as stored (every worker's).
+
+    A live session's row holds its totals as of its last completed turn. ``exclude``
+    leaves one session out (the caller's own, whose totals it knows better).
+    """
+    sessions = LiveSession.objects.filter(user_id=user_id, started_at__gte=day_start())
+    if exclude is not None:
+        sessions = sessions.exclude(pk=exclude)
+    return int(sessions.aggregate(total=Sum("total_tokens"))["total"] or 0)
 
 
 def live_session_heartbeat(*, session_id: uuid.UUID) -> bool:

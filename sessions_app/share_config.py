@@ -31,6 +31,8 @@ class SessionLimits:
     # the end of a finished session is retried after it (recorder.py).
     max_unsaved_lines: int = 2000
     storage_retry_s: float = 600.0
+    # Tokens a user may spend a day, across workers (0: no limit; a user's own figure wins).
+    daily_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class ShareConfig:
                 storage_retry_s=settings.SHARE_STORAGE_RETRY_S,
                 downstream_window_s=settings.SHARE_DOWNSTREAM_WINDOW_S,
                 downstream_buffer_s=settings.SHARE_DOWNSTREAM_BUFFER_S,
+                daily_tokens=settings.SHARE_DAILY_TOKENS_PER_USER,
             ),
             offline_demo=LiveConfig.from_settings().offline_demo,
         )

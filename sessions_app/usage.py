@@ -1,10 +1,11 @@
-"""What each user spent: sessions, minutes and tokens over a date range."""
+"""What each user spent: sessions, minutes, tokens and estimated cost over a date range."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Sum, Value
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -22,6 +23,8 @@ class UserUsage:
     prompt_tokens: int
     response_tokens: int
     total_tokens: int
+    cost_usd: Decimal  # the sessions' estimated costs; a session without a price adds 0
+    unpriced: int = 0  # sessions whose model had no price in the table
 
     @property
     def minutes(self) -> float:
@@ -47,6 +50,8 @@ def usage_by_user(*, start: datetime, end: datetime) -> list[UserUsage]:
             prompt=Sum("prompt_tokens"),
             response=Sum("response_tokens"),
             total=Sum("total_tokens"),
+            cost=Sum("cost_usd"),
+            unpriced=Count("pk", filter=Q(cost_usd__isnull=True)),
         )
         .order_by("-total", "user_id")
     )
@@ -64,6 +69,8 @@ def usage_by_user(*, start: datetime, end: datetime) -> list[UserUsage]:
             prompt_tokens=row["prompt"] or 0,
             response_tokens=row["response"] or 0,
             total_tokens=row["total"] or 0,
+            cost_usd=row["cost"] or Decimal(0),
+            unpriced=row["unpriced"],
         )
         for row in rows
     ]
@@ -79,4 +86,6 @@ def totals(rows: list[UserUsage]) -> UserUsage:
         prompt_tokens=sum(row.prompt_tokens for row in rows),
         response_tokens=sum(row.response_tokens for row in rows),
         total_tokens=sum(row.total_tokens for row in rows),
+        cost_usd=sum((row.cost_usd for row in rows), Decimal(0)),
+        unpriced=sum(row.unpriced for row in rows),
     )

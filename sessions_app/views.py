@@ -31,8 +31,11 @@ def share(request: HttpRequest) -> HttpResponse:
         "quality": settings.SHARE_FRAME_QUALITY,
         "fps": settings.SHARE_FRAME_RATE,
         "keyframe_s": settings.SHARE_KEYFRAME_S,
+        "idle_keyframe_s": settings.SHARE_IDLE_KEYFRAME_S,
         "change_threshold": settings.SHARE_CHANGE_THRESHOLD,
     }
+    # The configured default is always one of the choices, even if it is none of ours.
+    rates = sorted({*FRAME_RATES, settings.SHARE_FRAME_RATE})
     return render(
         request,
         "sessions_app/share.html",
@@ -42,7 +45,7 @@ def share(request: HttpRequest) -> HttpResponse:
             "speech_languages": languages.speech_language_choices(),
             "default_speech_language": languages.page_speech_language(get_language()),
             "capture": capture,
-            "frame_rates": FRAME_RATES,
+            "frame_rates": rates,
         },
     )
 

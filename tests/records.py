@@ -7,12 +7,14 @@ import math
 import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from channels.db import database_sync_to_async
 from PIL import Image
 
 from sessions_app.models import LiveSession, TranscriptEntry
+from sessions_app.prices import TokenCounts, cost_usd, prices_for
 from sessions_app.protocol import Kind
 from standin import StandIn
 from standin.media import b64decode_any
@@ -90,6 +92,13 @@ USAGE_DETAILS = {
     "response_tokens_by_modality": "responseTokensDetails",
     "tool_use_prompt_tokens_by_modality": "toolUsePromptTokensDetails",
 }
+
+
+def priced(session: LiveSession) -> Decimal:
+    """The stored tokens of ``session`` times the price table's rates for its model."""
+    prices = prices_for(session.model)
+    assert prices is not None, f"no price for {session.model}"
+    return cost_usd(prices, TokenCounts.of(session))
 
 
 def sent_token_counts(standin: StandIn, *connections: int) -> dict[str, int]:

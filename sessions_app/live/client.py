@@ -132,7 +132,7 @@ def build_connect_config(
     declarations = [function_declaration(spec, behaviour) for spec in functions]
     if declarations:
         connect.tools = [types.Tool(function_declarations=declarations)]
-    if model.media_resolution:
+    if model.media_resolution and config.media_resolution:  # empty: the service's default
         connect.media_resolution = types.MediaResolution(
             f"MEDIA_RESOLUTION_{config.media_resolution}"
         )

@@ -36,7 +36,7 @@ class LiveConfig:
     ws_compression: bool
     model: str
     system_instruction: str
-    media_resolution: str
+    media_resolution: str  # LOW, MEDIUM, HIGH; empty: not sent (the service's default)
     context_compression: bool
     compression_trigger_tokens: int | None
     compression_target_tokens: int | None

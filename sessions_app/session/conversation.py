@@ -41,15 +41,16 @@ from sessions_app.outbound import (
     Status,
     Transcript,
     TurnComplete,
-    Usage,
     encode,
     encode_audio,
 )
 from sessions_app.outbound import error as error_message
+from sessions_app.prices import Prices, prices_for
 from sessions_app.session import tools
 from sessions_app.session.endings import INTERNAL_ERROR_MESSAGE, ending
 from sessions_app.session.outbox import OutboxLimits, SpeechOutbox
 from sessions_app.session.recorder import SessionRecorder
+from sessions_app.session.spending import DailyBudget, Verdict, usage_message
 from sessions_app.share_config import SessionLimits
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ REFUSED_TURN_MESSAGES = {
     "NEED_MORE_INPUT": gettext_noop("The model needs more to go on: say or type a little more."),
 }
 REFUSED_TURN_DEFAULT = gettext_noop("The model did not answer that turn (%(reason)s).")
+BUDGET_WARNING_MESSAGE = gettext_noop(
+    "You have used %(used)s of your %(limit)s tokens for today. At the limit the session ends."
+)
 STORAGE_START_MESSAGE = gettext_noop(
     "The server cannot reach its database right now, so no session can start."
     " Try again in a minute."
@@ -148,6 +152,8 @@ class Conversation:
             show=browser.send_text,
             non_blocking=self.model.tool_behaviour is ToolBehaviour.NON_BLOCKING,
         )
+        self.prices: Prices | None = None  # the model's rates, read at start (None: no price)
+        self.budget: DailyBudget | None = None  # read at start
         self.push_to_talk = False  # chosen at start: activity start/end, no automatic detection
         self._holding = False  # push-to-talk: between the browser's activity_start and end
         self._interrupted = False  # the turn in progress was cut off; turnComplete closes it
@@ -188,6 +194,7 @@ class Conversation:
                 user_agent=user_agent,
                 max_per_user=limits.max_per_user,
                 stale_after_s=limits.stale_after_s,
+                daily_tokens=limits.daily_tokens,
                 refuse=refuse,
             )
         except DatabaseError as exc:
@@ -209,6 +216,10 @@ class Conversation:
         )
         self.push_to_talk = start.push_to_talk
         try:
+            self.prices = prices_for(self.model.id)  # ImproperlyConfigured if malformed
+            self.budget = await DailyBudget.load(
+                user_id=self.user_id, session_id=self.session_id, default=self.limits.daily_tokens
+            )
             endpoint = await asyncio.to_thread(endpoint_for, config)
             relay = self._new_relay(start, config, endpoint)
             await relay.open()
@@ -478,7 +489,7 @@ class Conversation:
         await self.browser.send_text(encode(done))
 
     async def _usage(self, usage: events.Usage) -> None:
-        """Add up token usage and show the session totals."""
+        """Add up token usage, show the session's totals and cost, and hold to the budget."""
         counters = self.recorder.counters
         counters.add_usage(
             prompt=usage.prompt_tokens,
@@ -490,20 +501,33 @@ class Conversation:
             tool_use=usage.tool_use_prompt_tokens,
             tool_use_by_modality=usage.tool_use_by_modality,
         )
-        await self.browser.send_text(
-            encode(
-                Usage(
-                    prompt_tokens=counters.prompt_tokens,
-                    response_tokens=counters.response_tokens,
-                    total_tokens=counters.total_tokens,
-                    thoughts_tokens=counters.thoughts_tokens,
-                    tool_use_prompt_tokens=counters.tool_use_prompt_tokens,
-                    prompt_tokens_by_modality=counters.prompt_tokens_by_modality,
-                    response_tokens_by_modality=counters.response_tokens_by_modality,
-                    tool_use_prompt_tokens_by_modality=counters.tool_use_prompt_tokens_by_modality,
-                )
-            )
-        )
+        counters.price(self.prices)
+        self.recorder.counters_changed()
+        await self.browser.send_text(encode(usage_message(counters)))
+        await self._hold_to_budget()
+
+    async def _hold_to_budget(self) -> None:
+        """Warn once near the user's daily budget; end the session at it."""
+        budget = self.budget
+        if budget is None or not budget.limit:
+            return
+        await budget.refresh()
+        own = self.recorder.counters.total_tokens
+        verdict = budget.verdict(own)
+        if verdict is Verdict.GO_ON:
+            return
+        log_event(
+            "budget_" + verdict.value, session_id=self.session_id, user_id=self.user_id,
+            used=budget.used(own), limit=budget.limit,
+        )  # fmt: skip
+        if verdict is Verdict.END:
+            await self.end(EndReason.BUDGET_EXHAUSTED)
+            return
+        said = gettext(BUDGET_WARNING_MESSAGE) % {
+            "used": f"{budget.used(own):,}",
+            "limit": f"{budget.limit:,}",
+        }
+        await self.browser.send_text(encode(error_message(protocol.ErrorCode.BUDGET_WARNING, said)))
 
     async def _tool_response(self, response: FunctionResult) -> None:
         """Send a tool call's response upstream, through the relay's queue."""

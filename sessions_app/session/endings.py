@@ -22,6 +22,10 @@ MALFORMED_MESSAGE = gettext_noop(
     "Closed: the browser kept sending messages the server cannot read."
 )
 INTERNAL_ERROR_MESSAGE = gettext_noop("The server hit an error and ended the session. Start again.")
+BUDGET_MESSAGE = gettext_noop(
+    "Your daily allowance of tokens is used up, so the session ended. What was said is kept."
+    " It resets at midnight; an administrator can raise it."
+)
 STORAGE_MESSAGE = gettext_noop(
     "The server could not store the transcript for too long, so the session ended rather than"
     " lose it. What was said so far is kept. Start again in a minute."
@@ -58,6 +62,8 @@ ENDINGS: dict[str, Ending] = {
     EndReason.STORAGE_UNAVAILABLE: Ending(
         Status.FAILED, CloseCode.STORAGE_UNAVAILABLE, message=STORAGE_MESSAGE
     ),
+    # The session stays stored as ended; a new start is refused until midnight.
+    EndReason.BUDGET_EXHAUSTED: Ending(Status.ENDED, message=BUDGET_MESSAGE),
     # Refused at start (stored at once, never live) and swept after a crash.
     EndReason.USER_LIMIT: Ending(Status.FAILED, notify=False),
     EndReason.WORKER_LIMIT: Ending(Status.FAILED, notify=False),

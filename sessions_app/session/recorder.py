@@ -85,6 +85,7 @@ class SessionRecorder:
         self.retry_cap_s = retry_cap_s
         self.on_overflow = on_overflow
         self._unsaved: list[Line] = []
+        self._counters_dirty = False  # totals changed since they were last stored
         self._recent: deque[Line] = deque(maxlen=HISTORY_LINES)
         self._outage: _Outage | None = None
         self._final: _Final | None = None
@@ -115,6 +116,15 @@ class SessionRecorder:
     def fragment(self, *, role: str, source: str, text: str) -> str:
         """Record a transcription fragment of the turn in progress; returns what was kept."""
         return self.turns.add_fragment(role=role, source=source, text=text)
+
+    def counters_changed(self) -> None:
+        """The totals changed (a usage report): store them soon, with or without new lines.
+
+        Other workers read them from the row (the user's daily budget), so they must not
+        wait for the next turn's lines.
+        """
+        self._counters_dirty = True
+        self._wake.set()
 
     def complete_turn(self) -> list[Line]:
         """Close the turn in progress and queue its lines."""
@@ -210,7 +220,7 @@ class SessionRecorder:
 
     def _has_work(self) -> bool:
         """Whether lines, or the end of the session, still wait to be stored."""
-        if self._unsaved:
+        if self._unsaved or self._counters_dirty:
             return True
         return self._final is not None and self._finished_row is None and not self._gave_up
 
@@ -245,7 +255,8 @@ class SessionRecorder:
         batch = list(self._unsaved)
         final = self._final
         try:
-            if batch:
+            if batch or self._counters_dirty:
+                self._counters_dirty = False  # a change from here on is stored next time
                 await database_sync_to_async(services.transcript_lines_save)(
                     session_id=self.session_id, lines=batch, counters=self.counters.snapshot()
                 )
@@ -258,6 +269,7 @@ class SessionRecorder:
                     counters=self.counters.snapshot(),
                 )
         except DatabaseError as exc:
+            self._counters_dirty = True
             self._failed(exc, len(batch))
             return False
         self._recovered(len(batch))

@@ -68,6 +68,7 @@ export const ERRORS = {
   rate_limited: { text: _("The page is sending too much, too fast; some of it was dropped. Choose fewer frames per second.") },
   storage_unavailable: { text: _("The server cannot reach its database right now, so the session did not start. Try again in a minute."), action: RETRY },
   wrong_mic_mode: { text: _("The microphone mode does not match this session. Stop, then start again to switch between push-to-talk and automatic.") },
+  budget_warning: { text: _("You have used 90% of your daily allowance for the assistant. The session ends when it is used up.") },
   budget_exhausted: { text: BUDGET, fatal: true },
 };
 

@@ -1,8 +1,14 @@
 // Screen capture: scaled JPEG stills at a low rate, sent only when the screen changed.
 //
 // Every tick the current video frame is drawn into a small grayscale thumbnail and compared
-// with the thumbnail of the last frame a tick sent. A frame goes out when enough of the
-// thumbnail changed, or when the last frame sent is older than the keyframe interval.
+// with the thumbnail of the last frame a tick sent. Ticks come twice a frame period (1/fps),
+// so a change is seen within half a period; a frame still goes out at most once a period.
+// A frame goes out when enough of the thumbnail changed, or when the last frame sent is
+// older than the keyframe interval:
+// `keyframeS` while someone speaks (`speaking`: the user or the model), the longer
+// `idleKeyframeS` while nobody does, since then no turn looks at the screen and the
+// next question sends a fresh frame anyway. A `changeThreshold` of 0 sends every tick;
+// one above 1 sends keyframes only.
 // refresh() sends one at once, whatever changed, unless the last frame sent is less than
 // a second old; it leaves the ticks' comparison as it was. While `paused` nothing is
 // captured or sent at all (ticks and refresh() do nothing); resume() sends a frame at once.
@@ -10,6 +16,10 @@
 const THUMB_WIDTH = 96;
 const PIXEL_DELTA = 12; // gray levels (0..255) a thumbnail pixel must move to count as changed
 const REFRESH_AFTER_MS = 1000; // refresh() sends only if the last frame sent is older
+const TICKS_PER_FRAME = 2; // change detection runs this many times a frame period
+// A tick may send once this share of a period has passed since the last frame: timer
+// jitter never pushes a frame to the tick after.
+const MIN_GAP_OF_PERIOD = 0.75;
 
 export const FPS_RANGE = Object.freeze({ min: 0.2, max: 2 });
 
@@ -20,23 +30,26 @@ export class ScreenCapture extends EventTarget {
   #thumb = document.createElement("canvas");
   #lastThumb = null;
   #lastSentAt = -Infinity;
+  #lastCountedAt = -Infinity; // the last tick counted as a period: sent or skipped
   #timer = null;
   #inFlight = null; // the capture in progress (a tick or a refresh), if any
   #paused = false;
   #fps;
 
-  constructor({ fps = 1, maxSide = 1024, quality = 0.8, keyframeS = 10, changeThreshold = 0.01 } = {}) {
+  constructor({ fps = 1, maxSide = 1024, quality = 0.8, keyframeS = 10, idleKeyframeS = 60, changeThreshold = 0.01 } = {}) {
     super();
     this.#fps = clampFps(fps);
     this.maxSide = maxSide;
     this.quality = quality;
     this.keyframeS = keyframeS;
+    this.idleKeyframeS = idleKeyframeS;
     this.changeThreshold = changeThreshold;
-    // Counters and the last 600 ticks ({at, sent, keyframe, changed}): what the stats
+    this.speaking = false; // someone speaks: keyframes every keyframeS, else idleKeyframeS
+    // Counters and the last 600 ticks ({at, sent, held, keyframe, changed, speaking}): what the stats
     // panel shows, and the page's diagnostic record (read in the console and by the
     // end-to-end tests through window.sharePage.screen).
     this.sent = 0;
-    this.skipped = 0;
+    this.skipped = 0; // frame periods that sent nothing: the screen had not changed
     this.refreshes = 0; // frames sent by refresh(), counted in `sent` too
     this.ticks = [];
   }
@@ -111,7 +124,7 @@ export class ScreenCapture extends EventTarget {
 
   #schedule() {
     if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = setInterval(() => this.#tick(), 1000 / this.#fps);
+    this.#timer = setInterval(() => this.#tick(), 1000 / this.#fps / TICKS_PER_FRAME);
   }
 
   /**
@@ -140,14 +153,23 @@ export class ScreenCapture extends EventTarget {
       const now = performance.now();
       const thumb = this.#thumbnail(video);
       const changed = this.#lastThumb ? changedFraction(this.#lastThumb, thumb) : 1;
-      const keyframe = now - this.#lastSentAt >= this.keyframeS * 1000;
-      const send = changed >= this.changeThreshold || keyframe;
-      this.#record({ at: now, changed, sent: send, keyframe: keyframe && changed < this.changeThreshold });
+      const speaking = this.speaking;
+      const interval = speaking ? this.keyframeS : this.idleKeyframeS;
+      const age = now - this.#lastSentAt;
+      const keyframe = age >= interval * 1000;
+      const due = changed >= this.changeThreshold || keyframe;
+      const held = due && age < MIN_GAP_OF_PERIOD * (1000 / this.#fps); // at most fps frames/s
+      const send = due && !held;
+      this.#record({ at: now, changed, sent: send, held, keyframe: keyframe && changed < this.changeThreshold, speaking });
       if (!send) {
-        this.skipped += 1;
-        this.dispatchEvent(new Event("skip"));
+        if (!held && now - this.#lastCountedAt >= MIN_GAP_OF_PERIOD * (1000 / this.#fps)) {
+          this.#lastCountedAt = now; // one skip a period, however many ticks saw no change
+          this.skipped += 1;
+          this.dispatchEvent(new Event("skip"));
+        }
         return;
       }
+      this.#lastCountedAt = now;
       if (await this.#send(video, now)) this.#lastThumb = thumb;
     });
   }

@@ -44,6 +44,10 @@ class SharePage {
     this.errorDetails = new ErrorDetails($("error-details"));
     this.preview = new Preview($("preview"), $("pause-share"));
     this.states = new ConversationStates($("conversation-state"));
+    // While nobody speaks no turn looks at the screen: keyframes slow down.
+    this.states.addEventListener("change", (e) => {
+      if (this.screen) this.screen.speaking = e.detail.state !== "listening";
+    });
     this.ptt = new PushToTalk($("talk"), $("push-to-talk"));
     this.ptt.addEventListener("press", () => this.#talk(true));
     this.ptt.addEventListener("release", () => this.#talk(false));
@@ -223,6 +227,7 @@ class SharePage {
       maxSide: Number(data.maxSide),
       quality: Number(data.quality),
       keyframeS: Number(data.keyframeS),
+      idleKeyframeS: Number(data.idleKeyframeS),
       changeThreshold: Number(data.changeThreshold),
     });
     try {

@@ -11,6 +11,8 @@
 //   player "state" event           -> states.playing(speaking)
 //   turn_complete / interrupted    -> states.turnEnded()
 //
+// A "change" event ({detail: {state}}) follows every change of the state shown.
+//
 // The state follows from a few facts, in this order: the user is speaking; the assistant
 // is speaking (its reply is streaming in, or the player has yet to play or is playing
 // audio it was given); the assistant
@@ -28,8 +30,9 @@ const LABELS = {
   speaking: () => _("Assistant speaking"),
 };
 
-export class ConversationStates {
+export class ConversationStates extends EventTarget {
   constructor(element) {
+    super();
     this.element = element;
     this.history = []; // every state shown since the session started, for tests and console
     this.thinkingLapseMs = THINKING_LAPSE_MS;
@@ -132,8 +135,10 @@ export class ConversationStates {
     const state = this.#compute();
     this.#watchThinking(state);
     if (this.element.dataset.state !== state || !this.element.textContent) {
+      const changed = this.element.dataset.state !== state;
       this.element.dataset.state = state;
       this.element.textContent = LABELS[state]();
+      if (changed) this.dispatchEvent(new CustomEvent("change", { detail: { state } }));
     }
     if (!this.element.hidden && this.history.at(-1) !== state) this.history.push(state);
   }

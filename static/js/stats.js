@@ -13,6 +13,8 @@ export class Stats {
     this.tokens = 0;
     this.thoughtsTokens = 0;
     this.tokensByModality = { prompt: {}, response: {} };
+    this.costUsd = null; // the session's estimated cost, as the server priced its tokens
+    this.usageReports = 0;
     this.handovers = 0;
     this.firstAudioAt = null;
     this.lastAudioAt = null;
@@ -66,6 +68,7 @@ export class Stats {
   usage(message) {
     const prompt = message.prompt_tokens_by_modality ?? {};
     const response = message.response_tokens_by_modality ?? {};
+    this.usageReports += 1;
     this.tokens = message.total_tokens;
     this.tokensByModality = { prompt, response };
     this.set("tokens", message.total_tokens);
@@ -73,7 +76,27 @@ export class Stats {
     this.set("tokens-out", withModalities(message.response_tokens ?? 0, response));
     this.thoughtsTokens = message.thoughts_tokens ?? 0;
     this.set("tokens-thinking", this.thoughtsTokens);
+    this.#cost(message.cost_usd ?? null);
   }
+
+  // The estimated cost in US dollars, to the hundredth of a cent ("–" when the model has
+  // no price); the exact figure the server sent stays in data-usd.
+  #cost(usd) {
+    this.costUsd = usd;
+    const cell = this.panel.querySelector('[data-stat="cost"]');
+    if (!cell) return;
+    cell.dataset.usd = usd === null ? "" : String(usd);
+    cell.textContent = usd === null ? "–" : formatUsd(usd);
+  }
+}
+
+export function formatUsd(usd) {
+  return new Intl.NumberFormat(document.documentElement.lang || undefined, {
+    style: "currency",
+    currency: "USD",
+    minimumFractionDigits: 4,
+    maximumFractionDigits: 4,
+  }).format(usd);
 }
 
 // "142 (audio 37 · text 105)": a total and its per-modality counts, modalities sorted.

@@ -82,6 +82,9 @@ def test_a_spoken_and_a_typed_turn_go_through_the_states(
     speak_one_turn(page, state)
     voice = ["listening", "user-speaking", "thinking", "speaking", "listening"]
     assert seen(page, "conversation-state")[-5:] == voice
+    # The screen's keyframes follow: short while someone spoke, long once all listen.
+    assert True in page.evaluate("window.sharePage.screen.ticks.map(t => t.speaking)")
+    assert page.evaluate("window.sharePage.screen.speaking") is False
     type_one_turn(page, state)
     assert seen(page, "conversation-state")[-8:] == [*voice, "thinking", "speaking", "listening"]
     history = page.evaluate("window.sharePage.states.history")

@@ -126,6 +126,11 @@ ERRORS = {
         " between push-to-talk and automatic.",
         "",
     ),
+    "budget_warning": (
+        "You have used 90% of your daily allowance for the assistant. The session ends when"
+        " it is used up.",
+        "",
+    ),
     "budget_exhausted": (BUDGET, ""),
     "no_such_code": (
         "Something went wrong. Start again; if it happens again, tell an administrator.",

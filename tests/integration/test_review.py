@@ -6,6 +6,7 @@ import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import exports, views
+from sessions_app.admin import LiveSessionAdmin
 from sessions_app.models import LiveSession, Note, TranscriptEntry
 from tests.records import stored_lines_and_notes
 
@@ -147,7 +149,7 @@ def admin_export(admin_client: Any, action: str, sessions: list[LiveSession]) ->
 @pytest.fixture
 def two_sessions(user: Any, other_user: Any) -> list[LiveSession]:
     """A tricky session of alice's with notes, and a plain one of bob's an hour later."""
-    first = make_session(user, TRICKY_LINES, TRICKY_NOTES)
+    first = make_session(user, TRICKY_LINES, TRICKY_NOTES, cost_usd=Decimal("0.012345"))
     second = make_session(
         other_user, [("user", "speech", "hello"), ("model", "speech", "hi")],
         started_at=T0 + timedelta(hours=1), response_modality="TEXT", voice="",
@@ -186,6 +188,7 @@ def test_json_export_round_trips_every_line_and_note(
             "prompt": 30, "response": 12, "total": 42,
             "prompt_by_modality": {"AUDIO": 25, "TEXT": 5}, "response_by_modality": {"AUDIO": 12},
         }  # fmt: skip
+        assert exported["cost_usd"] == (None if session.cost_usd is None else 0.012345)
         assert (exported["status"], exported["end_reason"], exported["resumptions"]) == (
             "ended", "client_stop", 1,
         )  # fmt: skip
@@ -215,6 +218,30 @@ def test_markdown_export_round_trips_every_line_and_note(
     assert "- User: alice" in text
     assert "- Duration: 0:03:00" in text
     assert "- Tokens: 42 (30 in, 12 out)" in text
+    assert "- Estimated cost: $0.0123" in text  # alice's session
+    assert "- Estimated cost: -" in text  # bob's: no price
+
+
+def list_cells(page: str, session: LiveSession) -> list[tuple[str, str]]:
+    """The (field, text) cells of a session's row in the admin changelist."""
+    row = re.search(rf"<tr>(?:(?!</tr>).)*{session.pk}(?:(?!</tr>).)*</tr>", page, re.S)
+    assert row is not None
+    return re.findall(r'<td class="field-(\w+)[^"]*">([^<]*)</td>', row.group(0))
+
+
+def test_admin_list_shows_each_sessions_estimated_cost(admin_client: Any, user: Any) -> None:
+    cheap = make_session(user, [], cost_usd=Decimal("0.004321"))
+    dear = make_session(user, [], started_at=T0 - timedelta(hours=1), cost_usd=Decimal("0.5"))
+    unpriced = make_session(user, [], started_at=T0 + timedelta(hours=1))
+    page = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert "Cost (USD)" in page
+    assert ("cost_display", "0.0043") in list_cells(page, cheap)
+    assert ("cost_display", "0.5000") in list_cells(page, dear)
+    assert ("cost_display", "-") in list_cells(page, unpriced)  # the model had no price
+    column = 1 + LiveSessionAdmin.list_display.index("cost_display")  # after the checkboxes
+    for order, expected in ((f"{column}", [cheap, dear]), (f"-{column}", [dear, cheap])):
+        shown = admin_client.get(reverse(CHANGELIST), {"o": order}).context["cl"].result_list
+        assert [s for s in shown if s.cost_usd is not None] == expected  # sorted by cost
 
 
 def test_csv_export_round_trips_every_line_and_note(
@@ -240,14 +267,22 @@ def test_csv_export_round_trips_every_line_and_note(
             (r["title"], r["text"], datetime.fromisoformat(r["created_at"]))
             for r in own if r["kind"] == "note"
         ] == notes  # fmt: skip
-    assert len(rows) == len(TRICKY_LINES) + len(TRICKY_NOTES) + 2
+        (summary,) = [row for row in own if row["kind"] == "session"]
+        assert own[0] is summary  # the session's own row comes first
+        assert int(summary["total_tokens"]) == session.total_tokens
+        assert summary["cost_usd"] == (
+            "" if session.cost_usd is None else f"{session.cost_usd:.6f}"
+        )
+    assert len(rows) == len(TRICKY_LINES) + len(TRICKY_NOTES) + 2 + len(two_sessions)
 
 
 def test_admin_search_filters_columns_and_notes_inline(
     admin_client: Any, user: Any, other_user: Any
 ) -> None:
     target = make_session(
-        user, [("user", "speech", "the quokka dashboard"), ("model", "speech", "ok")]
+        user,
+        [("user", "speech", "the quokka dashboard"), ("model", "speech", "ok")],
+        cost_usd=Decimal("0.004321"),
     )
     noted = make_session(user, [("user", "typed", "x")], [("Platypus plan", "feed it")])
     make_session(
@@ -273,6 +308,7 @@ def test_admin_search_filters_columns_and_notes_inline(
         "Prompt tokens",
         "Response tokens",
         "Total tokens",
+        "Cost (USD)",
         "Resumptions",
     ):
         assert header in page, header
@@ -347,11 +383,13 @@ def test_usage_view_sums_sessions_minutes_and_tokens_per_user(
     admin_client: Any, user: Any, other_user: Any
 ) -> None:
     day = T0.date()
-    make_session(user, [], total_tokens=100, prompt_tokens=70, response_tokens=30)
+    make_session(user, [], total_tokens=100, prompt_tokens=70, response_tokens=30,
+                 cost_usd=Decimal("0.25"))  # fmt: skip
     make_session(user, [], started_at=T0 + timedelta(days=1), length=timedelta(minutes=7),
-                 total_tokens=50, prompt_tokens=20, response_tokens=30)  # fmt: skip
+                 total_tokens=50, prompt_tokens=20, response_tokens=30,
+                 cost_usd=Decimal("0.000125"))  # fmt: skip
     make_session(other_user, [], length=timedelta(seconds=90), total_tokens=10,
-                 prompt_tokens=4, response_tokens=6)  # fmt: skip
+                 prompt_tokens=4, response_tokens=6)  # fmt: skip  # no price: no cost
     make_session(user, [], started_at=T0 - timedelta(days=1), total_tokens=999)  # out of range
     make_session(user, [], started_at=T0 + timedelta(days=2), total_tokens=999)  # out of range
     url = reverse("admin:sessions_app_livesession_usage")
@@ -365,9 +403,14 @@ def test_usage_view_sums_sessions_minutes_and_tokens_per_user(
     assert rows == [("alice", 2, 10.0, 90, 60, 150), ("bob", 1, 1.5, 4, 6, 10)]
     totals = response.context["totals"]
     assert (totals.sessions, totals.minutes, totals.total_tokens) == (3, 11.5, 160)
+    costs = [(r.username, r.cost_usd, r.unpriced) for r in response.context["rows"]]
+    assert costs == [("alice", Decimal("0.250125"), 0), ("bob", Decimal(0), 1)]
+    assert (totals.cost_usd, totals.unpriced) == (Decimal("0.250125"), 1)
     body = response.content.decode()
     assert '<tr data-user="alice">' in body
     assert "<td>10.0</td>" in body
+    assert "0.2501" in body  # alice's cost, shown to the hundredth of a cent
+    assert "1 session without a price" in body  # bob's
 
     backwards = admin_client.get(url, {"start": "2026-11-05", "end": "2026-11-01"})
     assert backwards.context["rows"] == []

@@ -16,7 +16,7 @@ from sessions_app.protocol import CloseCode, ErrorCode
 JS = Path(__file__).resolve().parents[2] / "static" / "js"
 MESSAGES = (JS / "messages.js").read_text()
 SOCKET = (JS / "socket.js").read_text()
-# Codes the cost issue sends (error code and end reason) before the server has them.
+# The daily budget refuses a start with this error code (no session follows it).
 BUDGET = "budget_exhausted"
 CONNECTION_LOST = 1006  # the browser's close code for a connection dropped without a close
 
@@ -51,7 +51,7 @@ def model_failure_codes() -> set[str]:
 
 def test_every_error_code_has_a_sentence() -> None:
     errors = table(MESSAGES, "ERRORS")
-    expected = {code.value for code in ErrorCode} | model_failure_codes() | {BUDGET}
+    expected = {code.value for code in ErrorCode} | model_failure_codes()
     assert sorted(expected - set(errors)) == []
     assert sorted(set(errors) - expected) == []  # no sentence for a code nobody sends
 
@@ -77,7 +77,7 @@ def test_every_close_code_has_a_sentence_and_the_page_knows_them_all() -> None:
 
 def test_every_end_reason_has_a_sentence() -> None:
     ends = table(MESSAGES, "ENDS")
-    assert set(ends) == set(LiveSession.EndReason.values) | {BUDGET}
+    assert set(ends) == set(LiveSession.EndReason.values)
 
 
 @pytest.mark.parametrize("name", ["ERRORS", "CLOSES", "ENDS"])
