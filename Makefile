@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test deploy-test bench lint install browsers nginx axe screenshots migrate clean
+.PHONY: run test deploy-test bench bench-cost lint install browsers nginx axe screenshots migrate clean
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ deploy-test: $(STAMP) nginx
 ## with one worker, then two behind nginx on Redis and PostgreSQL; writes docs/benchmarks.md
 bench: $(STAMP) nginx
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+## bench-cost: what a session costs under each frame policy (bench/cost.py), on the real
+## page in Debian's Chromium against the stand-in's billing; writes docs/cost.md and cost.png
+bench-cost: $(STAMP) browsers
+	$(PY) -m bench.cost $(BENCH_COST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -56,13 +56,17 @@ def site_env(workdir: Path, standin: ThreadedStandIn) -> dict[str, str]:
     }
 
 
-def prepare_database(env: dict[str, str]) -> None:
-    """Migrate the fresh database and create the demo user (an admin, for the admin page)."""
+def prepare_database(
+    env: dict[str, str], user: str = USER, password: str = PASSWORD, *, admin: bool = True
+) -> None:
+    """Migrate the fresh database and create the user (by default the demo user, an admin,
+    for the admin page)."""
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    make = "create_superuser" if admin else "create_user"
     create = (
         "from django.contrib.auth import get_user_model; "
-        f"get_user_model().objects.create_superuser({USER!r}, password={PASSWORD!r})"
+        f"get_user_model().objects.{make}({user!r}, password={password!r})"
     )
     subprocess.run([*manage, "shell", "-c", create], cwd=ROOT, env=env, check=True)
 
