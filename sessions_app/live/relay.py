@@ -22,6 +22,12 @@ session and seeds it with the recent transcript (``history``), so the conversati
 on. Handles sent while a function call is pending are never kept: the service cannot
 resume from them.
 
+A handle covers what the service had received when it made it, which the relay cannot
+see: a typed text sent while a handle was on its way would be dropped from the replay
+and never answered. So a text stays in the replay until a turn has ended after it
+(the service has taken it in); a fresh session gets such texts as new input, not in
+the transcript it is seeded with.
+
 A server message the SDK cannot read (a new kind, malformed JSON) makes
 ``session.receive()`` raise; the relay logs it once per kind, skips it and goes on.
 """
@@ -210,6 +216,7 @@ class LiveRelay:
         self._calls_block = tool_calls_block
         self._outbound: asyncio.Queue[_Outbound] = asyncio.Queue(maxsize=SEND_QUEUE_SIZE)
         self._replay: deque[_Outbound] = deque(maxlen=REPLAY_LIMIT)
+        self._unsettled: list[_Outbound] = []  # texts sent since the last turn's end
         self._link: _Link | None = None
         self._links = 0
         self._old_links: set[_Link] = set()
@@ -403,7 +410,10 @@ class LiveRelay:
                 if handle and resumable and not self._pending_calls:
                     self.resumption_handle = handle
                     self._replay.clear()
+                    self._replay.extend(self._unsettled)  # a turn's end settles them
                     self._in_activity_at_handle = self._in_activity
+            case TurnComplete(in_progress=False) if active:
+                self._unsettled.clear()
             case GoAway(time_left=time_left) if active:
                 seconds = _seconds(time_left)
                 self._start_recovery(lambda: self._hand_over(link, seconds))
@@ -538,6 +548,8 @@ class LiveRelay:
     async def _seed(self, link: _Link) -> None:
         """Give a fresh session the recent transcript, with roles, as its context."""
         lines = list(self._history()) if self._history is not None else []
+        replayed = [item.payload for item in self._replay if item.kind == "text"]
+        lines = _without_replayed(lines, replayed)
         if not lines:
             return
         turns = [types.Content(role=role, parts=[types.Part(text=text)]) for role, text in lines]
@@ -630,9 +642,25 @@ class LiveRelay:
                     )
                 else:
                     self._replay.append(item)
+                if item.kind == "text":
+                    self._unsettled.append(item)
                 if item.kind in ("activity_start", "activity_end"):
                     self._in_activity = item.kind == "activity_start"
                 return
+
+
+def _without_replayed(
+    lines: list[tuple[str, str]], replayed: Sequence[str]
+) -> list[tuple[str, str]]:
+    """The transcript without the newest user lines that are replayed as input anyway."""
+    pending = list(replayed)
+    kept: list[tuple[str, str]] = []
+    for role, text in reversed(lines):
+        if role == "user" and text in pending:
+            pending.remove(text)
+            continue
+        kept.append((role, text))
+    return kept[::-1]
 
 
 def _seconds(time_left: str | None) -> float:

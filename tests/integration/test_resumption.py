@@ -270,3 +270,48 @@ async def test_compression_by_default_is_a_plain_sliding_window_and_can_be_turne
     assert "contextWindowCompression" not in setup
     assert setup["sessionResumption"] == {}  # resumption stays on without compression
     await browser.close()
+
+
+def clientcontent_texts(standin: StandIn, connection: int) -> list[str]:
+    """The texts of every clientContent turn (the seed) a connection received."""
+    return [
+        part["text"]
+        for message in standin.connections[connection].messages
+        for turn in message.get("clientContent", {}).get("turns", [])
+        for part in turn.get("parts", [])
+        if "text" in part
+    ]
+
+
+async def test_a_text_sent_while_a_handle_was_on_its_way_is_answered_after_a_fresh_start(
+    standin: StandIn, cookie: str
+) -> None:
+    """A handle arriving after a text went out does not drop the text from the replay.
+
+    The handle here is one the service never made (so the resumption is refused and the
+    session restarts fresh); the text it could not cover is sent to the fresh session as
+    input, answered, and left out of the transcript the session is seeded with.
+    """
+    browser = Browser(cookie)
+    await browser.connect()
+    await browser.start(mode="text")
+    await browser.send(type="text", text="first")
+    await browser.expect("turn_complete", turn=1)
+    standin.behaviour.reply_delay_s = 30.0  # "second" is not answered on this connection
+    await browser.send(type="text", text="second")
+    await standin.wait_for(lambda: "second" in standin.connections[0].texts)
+    update = {"sessionResumptionUpdate": {"newHandle": "never-issued", "resumable": True}}
+    await standin.push(update)
+    standin.behaviour.reply_delay_s = 0.0
+    await standin.disconnect(code=1011, reason="Internal error")  # after the update, in order
+
+    await browser.expect("status", state="restarted", timeout=10)
+    await browser.expect("turn_complete", turn=2, timeout=10)
+    answer = browser.transcript("model", 2)
+    assert 'You said: "second".' in answer
+    fresh = len(standin.connections) - 1
+    assert standin.connections[fresh].resumed_from is None  # a fresh session...
+    assert standin.connections[fresh].texts[-1] == "second"  # ...given "second" as input
+    assert "first" in clientcontent_texts(standin, fresh)  # seeded with the transcript...
+    assert "second" not in clientcontent_texts(standin, fresh)  # ...but not with "second"
+    await browser.close()
