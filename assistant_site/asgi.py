@@ -17,12 +17,14 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from assistant_site import daphne_shutdown  # noqa: E402
+from assistant_site.metrics import MetricsEndpoint  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns  # noqa: E402
 
 daphne_shutdown.install()
 
 # In development Daphne serves /static/ itself; in production nginx does.
-http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
+django_http = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
+http_app = MetricsEndpoint(django_http)  # /metrics, for Prometheus (METRICS_TOKEN)
 
 application = ProtocolTypeRouter(
     {

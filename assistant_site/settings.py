@@ -358,6 +358,12 @@ SHARE_DAILY_TOKENS_PER_USER = env.int("SHARE_DAILY_TOKENS_PER_USER", default=0)
 if SHARE_DAILY_TOKENS_PER_USER < 0:
     raise ImproperlyConfigured("SHARE_DAILY_TOKENS_PER_USER must be 0 (no limit) or more.")
 
+# --- Metrics ---------------------------------------------------------------------------------
+# Each worker serves Prometheus metrics at /metrics to a scraper sending
+# "Authorization: Bearer <METRICS_TOKEN>" (assistant_site/metrics.py). Unset: /metrics is
+# 404 and nothing is counted.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- Retention -----------------------------------------------------------------------------
 # `manage.py purge_sessions` deletes sessions (transcripts and notes with them) that started
 # more than this many days ago. 0 keeps everything.

@@ -11,5 +11,9 @@ class SessionsAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the system checks."""
-        from sessions_app import checks  # noqa: F401
+        """Register the system checks; count metrics if someone may read them."""
+        from django.conf import settings
+
+        from sessions_app import checks, metrics  # noqa: F401
+
+        metrics.configure(enabled=bool(settings.METRICS_TOKEN))

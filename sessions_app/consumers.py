@@ -13,6 +13,7 @@ browser and closes the socket with 1011.
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from typing import Any, cast
 
@@ -23,9 +24,10 @@ from django.contrib.auth.models import User
 from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
-from sessions_app import control, protocol
+from sessions_app import control, metrics, protocol
 from sessions_app.events_log import log_event
 from sessions_app.languages import connection_language
+from sessions_app.live.observe import received_at
 from sessions_app.models import LiveSession
 from sessions_app.outbound import Hello, encode, error
 from sessions_app.protocol import ClientError, CloseCode, ErrorCode, ProtocolError
@@ -49,6 +51,7 @@ REFUSAL_CODES: dict[str, ErrorCode] = {
 logger = logging.getLogger(__name__)
 
 
+METRIC_KINDS = {protocol.AudioChunk: "audio", protocol.Frame: "frame", protocol.TypedText: "text"}
 RATE_NAMES = {
     protocol.AudioChunk: gettext_noop("audio chunks"),
     protocol.Frame: gettext_noop("screen frames"),
@@ -121,6 +124,8 @@ class ShareConsumer(AsyncWebsocketConsumer):
         """
         try:
             if message["type"] == "websocket.receive":
+                if metrics.enabled():  # the relay times the message from here
+                    received_at.set(time.perf_counter())
                 await self.websocket_receive(cast("WebSocketReceiveEvent", message))
             else:
                 await super().dispatch(message)
@@ -232,6 +237,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 verdict = self.limiter.check("other")
         if verdict is Verdict.ACCEPT:
             return True
+        metrics.rate_limited(METRIC_KINDS.get(type(message), "other"))  # frames: skipped too
         what = RATE_NAMES.get(type(message), gettext_noop("messages"))
         if verdict is Verdict.CLOSE:
             log_event(
@@ -281,6 +287,8 @@ class ShareConsumer(AsyncWebsocketConsumer):
             case protocol.AudioChunk():
                 await self._live().audio(message)
             case protocol.Frame():
+                if self.conversation is None or self.conversation.ended:
+                    metrics.frame(sent=False)  # refused below: no session to take it
                 await self._live().frame(message)
             case protocol.TypedText():
                 await self._live().text(message)
@@ -301,6 +309,7 @@ class ShareConsumer(AsyncWebsocketConsumer):
                 limits=self.config.sessions,
             )
         except SessionRefused as exc:
+            metrics.session_ended(exc.end_reason, was_live=False)
             log_event(
                 "session_refused", session_id=exc.session_id, user_id=self._user().pk,
                 reason=exc.end_reason,

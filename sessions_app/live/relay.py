@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ from sessions_app.live.events import (
     UpstreamClosed,
     events_from_message,
 )
+from sessions_app.live.observe import NullObserver, RelayObserver, received_at
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +123,8 @@ class _Outbound:
     kind: str
     payload: Any = field(repr=False)
     mime_type: str = ""
+    # When the browser message arrived (time.perf_counter()), for the relay's latency.
+    arrived: float = field(default_factory=lambda: received_at.get() or time.perf_counter())
 
 
 class _Link:
@@ -205,8 +209,10 @@ class LiveRelay:
         resilience: Resilience | None = None,
         history: History | None = None,
         tool_calls_block: bool = True,
+        observer: RelayObserver | None = None,
     ) -> None:
         self._client = client
+        self._observer: RelayObserver = observer or NullObserver()
         self._model = model
         self._config = config
         self._on_event = on_event
@@ -315,6 +321,7 @@ class LiveRelay:
             with contextlib.suppress(*SEND_ERRORS):
                 await stack.aclose()
             code, reason = _close_of(exc)
+            self._observer.refused(code)
             raise UpstreamUnavailable(_describe(exc), code, reason) from exc
         except asyncio.CancelledError:
             with contextlib.suppress(*SEND_ERRORS):
@@ -335,6 +342,7 @@ class LiveRelay:
         while True:
             try:
                 message = await anext(messages)
+                arrived = time.perf_counter()
                 events = events_from_message(message)
             except StopAsyncIteration:
                 messages = link.session.receive()
@@ -361,13 +369,16 @@ class LiveRelay:
                     self._count_unreadable(link, event.what, REPAIRED)
                 else:
                     await self._on_link_event(link, event)
+            self._observer.relayed_down(time.perf_counter() - arrived)
         link.idle.set()
         link.gone.set()
         link.close_code = code
+        self._observer.closed(code)
         self._link_lost(link, error)
 
     def _skip_unreadable(self, link: _Link, exc: Exception) -> None:
         """Log a server message the SDK could not read, once per kind, and count it."""
+        self._observer.unknown_message()
         self._count_unreadable(link, _unreadable_kind(exc), type(exc).__name__)
 
     def _count_unreadable(self, link: _Link, kind: str, how: str) -> None:
@@ -636,6 +647,7 @@ class LiveRelay:
                 except SEND_ERRORS as exc:
                     self._link_lost(link, _describe(exc))
                     continue
+                self._observer.relayed_up(time.perf_counter() - item.arrived)
                 if item.kind == "tool_response":
                     self._pending_calls.difference_update(
                         response.id for response in item.payload if response.id

@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.utils.translation import gettext, gettext_noop
 
-from sessions_app import protocol, services
+from sessions_app import metrics, protocol, services
 from sessions_app.events_log import log_event
 from sessions_app.live import events
 from sessions_app.live.aio import cancel_and_wait
@@ -159,6 +159,7 @@ class Conversation:
         self._interrupted = False  # the turn in progress was cut off; turnComplete closes it
         self._spoke = False  # model audio went to the browser in the turn in progress
         self._ended = False
+        self._went_live = False  # counted as live in the metrics
         loop = asyncio.get_running_loop()
         self._started_at = self._active_at = loop.time()
         self._watchdog: asyncio.Task[None] | None = None
@@ -234,6 +235,8 @@ class Conversation:
             failure = ModelFailure(INTERNAL, INTERNAL_ERROR_MESSAGE, repr(exc))
             await self._fail_to_open(failure, EndReason.INTERNAL_ERROR, detail=repr(exc))
         self.relay = relay
+        self._went_live = True
+        metrics.session_live()
         self._watchdog = asyncio.create_task(self._watch(), name="session-watchdog")
         log_event(
             "session_start", session_id=self.session_id, user_id=self.user_id,
@@ -272,6 +275,7 @@ class Conversation:
             resilience=resilience_for(config),
             history=self.recorder.recent_history,
             tool_calls_block=not self.tools.non_blocking,
+            observer=metrics.RelayMetrics(),
         )
 
     async def _fail_to_open(self, failure: ModelFailure, end_reason: str, *, detail: str) -> None:
@@ -283,6 +287,7 @@ class Conversation:
             level=logging.WARNING,
         )  # fmt: skip
         self._ended = True
+        metrics.session_ended(end_reason, was_live=False)
         await self.tools.close()
         await self.recorder.finish(status=ending(end_reason).status, end_reason=end_reason)
         raise SessionFailed(failure, end_reason=end_reason)
@@ -290,14 +295,18 @@ class Conversation:
     async def audio(self, chunk: protocol.AudioChunk) -> None:
         """Relay microphone audio."""
         self._touch()
+        relay = self._relay()
         self.recorder.counters.audio_seconds_in += chunk.seconds
-        await self._relay().send_audio(chunk.pcm)
+        metrics.audio(chunk.seconds, direction="in")
+        await relay.send_audio(chunk.pcm)
 
     async def frame(self, frame: protocol.Frame) -> None:
         """Relay a screen frame."""
         self._touch()
+        relay = self._relay()
         self.recorder.counters.frames_received += 1
-        await self._relay().send_frame(frame.data, frame.mime_type)
+        metrics.frame(sent=True)
+        await relay.send_frame(frame.data, frame.mime_type)
 
     async def text(self, message: protocol.TypedText) -> None:
         """Record and relay a typed message."""
@@ -366,6 +375,7 @@ class Conversation:
         if self._ended:
             return
         self._ended = True
+        metrics.session_ended(reason, was_live=self._went_live)
         self.outbox.close()
         how = ending(reason)
         status = how.status
@@ -412,7 +422,9 @@ class Conversation:
         """Record one upstream event and tell the browser."""
         match event:
             case events.AudioOut(data=data):
-                self.recorder.counters.audio_seconds_out += len(data) / OUTPUT_BYTES_PER_SECOND
+                seconds = len(data) / OUTPUT_BYTES_PER_SECOND
+                self.recorder.counters.audio_seconds_out += seconds
+                metrics.audio(seconds, direction="out")
                 if not self.text_mode:  # text mode shows the transcription instead
                     self._spoke = True
                     await self.outbox.push(data)  # held or dropped for a slow browser
@@ -501,8 +513,14 @@ class Conversation:
             tool_use=usage.tool_use_prompt_tokens,
             tool_use_by_modality=usage.tool_use_by_modality,
         )
+        before = counters.cost_usd or 0
         counters.price(self.prices)
+        metrics.cost(float((counters.cost_usd or 0) - before))
         self.recorder.counters_changed()
+        metrics.tokens("in", usage.prompt_by_modality, usage.prompt_tokens)
+        metrics.tokens("in", usage.tool_use_by_modality, usage.tool_use_prompt_tokens)
+        metrics.tokens("out", usage.response_by_modality, usage.response_tokens)
+        metrics.tokens("out", {"THOUGHTS": usage.thoughts_tokens}, usage.thoughts_tokens)
         await self.browser.send_text(encode(usage_message(counters)))
         await self._hold_to_budget()
 
@@ -557,6 +575,7 @@ class Conversation:
     async def _resumed(self, how: str) -> None:
         """The conversation goes on over a new model connection."""
         self.recorder.counters.resumptions += 1
+        metrics.resumed(how)
         log_event(
             "session_resumed", session_id=self.session_id, user_id=self.user_id, how=how,
             count=self.recorder.counters.resumptions,

@@ -19,6 +19,7 @@ error with their number.
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
-from sessions_app import services
+from sessions_app import metrics, services
 from sessions_app.services import SessionCounters
 from sessions_app.session.transcripts import Line, TurnBuffer
 
@@ -257,9 +258,13 @@ class SessionRecorder:
         try:
             if batch or self._counters_dirty:
                 self._counters_dirty = False  # a change from here on is stored next time
-                await database_sync_to_async(services.transcript_lines_save)(
-                    session_id=self.session_id, lines=batch, counters=self.counters.snapshot()
-                )
+                started = time.perf_counter()
+                try:
+                    await database_sync_to_async(services.transcript_lines_save)(
+                        session_id=self.session_id, lines=batch, counters=self.counters.snapshot()
+                    )
+                finally:
+                    metrics.transcript_write(started)
                 del self._unsaved[: len(batch)]  # only appended to meanwhile
             if final is not None and not self._unsaved:
                 self._finished_row = await database_sync_to_async(services.live_session_finish)(

@@ -15,6 +15,7 @@ from tests.deploy.stack import NGINX, Nginx, venv_path
 from tests.processes import ROOT, DaphneWorker, worker_env
 
 POSTGRESQL_ENGINE = "django.db.backends.postgresql"
+METRICS_TOKEN = "deploy-test-metrics-token"
 
 
 def require_postgresql(databases: dict[str, dict[str, object]]) -> None:
@@ -81,6 +82,7 @@ def workers(
         GEMINI_API_KEY=TEST_API_KEY,
         GEMINI_API_BASE_URL=upstream.base_url,
         GEMINI_CA_BUNDLE=str(upstream.ca_path),
+        METRICS_TOKEN=METRICS_TOKEN,
     )
     # The workers' own database is the test database, on PostgreSQL.
     assert env["DATABASE_URL"].startswith("postgres://"), env["DATABASE_URL"]

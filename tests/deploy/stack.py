@@ -33,6 +33,18 @@ from tests.conftest import require
 from tests.leaks import SCANNER
 from tests.processes import ROOT, DaphneWorker, ServesTheSite, free_port, wait_for_http
 
+# settings.py's reads of the environment: env.str("NAME", ...), os.environ.get("NAME")...
+SETTINGS = ROOT / "assistant_site" / "settings.py"
+SETTING_READ = re.compile(
+    r"""\b(?:env(?:\.\w+)?|os\.environ(?:\.get)?|os\.getenv)\(\s*["']([A-Z][A-Z0-9_]*)["']"""
+)
+
+
+def settings_read() -> set[str]:
+    """Every environment variable settings.py reads."""
+    return set(SETTING_READ.findall(SETTINGS.read_text()))
+
+
 NGINX = Path("/usr/sbin/nginx")
 SITE_CONF = ROOT / "deploy" / "nginx.conf"
 TLS_CONF = ROOT / "deploy" / "nginx-tls.conf"

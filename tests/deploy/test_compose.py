@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from tests.deploy.stack import SITE_CONF, TLS_CONF, need_module, venv_path
+from tests.deploy.stack import SITE_CONF, TLS_CONF, need_module, settings_read, venv_path
 from tests.processes import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -29,15 +29,11 @@ TLS_OVERRIDE = ROOT / "docker-compose.tls.yml"
 SCHEMA = ROOT / "deploy" / "compose-spec.schema.json"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
-SETTINGS = ROOT / "assistant_site" / "settings.py"
 
 APP_IMAGE = "screenshare-assistant:latest"
 COMPOSE_ONLY = "docker-compose.yml only"  # the title of .env.example's last section
 
 # env.str("NAME" ...), env.db_url("NAME" ...), env("NAME"), os.environ.get("NAME"), ...
-SETTING_READ = re.compile(
-    r"""\b(?:env(?:\.\w+)?|os\.environ(?:\.get)?|os\.getenv)\(\s*["']([A-Z][A-Z0-9_]*)["']"""
-)
 ENV_LINE = re.compile(r"^(?P<commented>#\s?)?(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
 SECTION = re.compile(r"^# --- (?P<title>.+?) -+$")
 
@@ -283,7 +279,8 @@ def test_the_web_image_runs_as_an_unprivileged_user(compose: dict[str, Any]) -> 
 
 
 def test_volumes_for_the_database_and_the_static_files(compose: dict[str, Any]) -> None:
-    assert set(compose["volumes"]) == {"pgdata", "static"}
+    # The monitoring profile's own: Prometheus's samples and Grafana's state.
+    assert set(compose["volumes"]) == {"pgdata", "static", "prometheus", "grafana"}
     all_services = services(compose)
     assert "pgdata:/var/lib/postgresql/data" in all_services["postgres"]["volumes"]
     image_env = dict(
@@ -331,7 +328,7 @@ def env_example() -> list[EnvEntry]:
 
 
 def test_env_example_lists_every_setting_and_nothing_else() -> None:
-    read = set(SETTING_READ.findall(SETTINGS.read_text()))
+    read = settings_read()
     assert len(read) > 40, read  # the pattern still finds settings.py's reads
     entries = env_example()
     names = [entry.name for entry in entries]

@@ -11,7 +11,9 @@ import json
 import re
 import signal
 import subprocess
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from django.conf import settings
 from django.utils.html import escape
 
 from tests.clients import expect, say, start_live
+from tests.deploy.conftest import METRICS_TOKEN
 from tests.deploy.stack import (
     SITE_CONF,
     Nginx,
@@ -349,3 +352,22 @@ def test_the_container_health_check_script(workers: list[DaphneWorker]) -> None:
     gone = run_healthcheck(free_port(), "localhost")
     assert gone.returncode != 0
     assert "unreachable" in gone.stdout
+
+
+def scrape(url: str) -> Any:
+    """GET ``url`` with the metrics bearer token, as Prometheus does."""
+    bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    request = urllib.request.Request(url, headers=bearer)  # noqa: S310 - a local server
+    return urllib.request.urlopen(request, timeout=10)  # noqa: S310 - a local server
+
+
+def test_metrics_are_served_by_each_worker_and_never_through_nginx(
+    nginx: Nginx, workers: list[DaphneWorker]
+) -> None:
+    for worker in workers:  # each worker, by its own address, as Prometheus scrapes it
+        with scrape(f"{worker.url}/metrics") as response:
+            assert response.status == 200
+            assert b"# TYPE screenshare_live_sessions gauge" in response.read()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        scrape(f"{nginx.url}/metrics")
+    assert refused.value.code == 404

@@ -18,7 +18,6 @@ from tests.records import priced
 COST = "document.querySelector('[data-testid=cost]')"
 
 
-
 def ask(page: Any, question: str, answers: int) -> None:
     """Type a question and wait until the page has shown ``answers`` usage reports."""
     page.get_by_test_id("text-input").fill(question)

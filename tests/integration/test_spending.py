@@ -48,7 +48,6 @@ def lines_of(session_id: str) -> list[tuple[str, str]]:
     )
 
 
-
 async def test_the_page_is_told_the_cost_of_the_stored_tokens(
     standin: StandIn, cookie: str
 ) -> None:
