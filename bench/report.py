@@ -26,7 +26,7 @@ def write(data: dict[str, Any], path: Path) -> None:
     """Write the report and its plots next to it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     results = data["results"]
-    plots = _plots(results, path.parent)
+    plots = _plots(results, path.parent) if results else []
     path.write_text(render(data, plots))
 
 
@@ -72,11 +72,38 @@ def render(data: dict[str, Any], plots: list[str]) -> str:
     lines += _resource_table(results)
     lines += _wire_table(results)
     lines += _goaway(results)
+    lines += _metrics_cost(data.get("metrics_ab") or [])
     for plot in plots:
         lines += [f"![{plot}]({plot})", ""]
     if PROFILING.exists():
         lines += [PROFILING.read_text().rstrip(), ""]
     return "\n".join(lines)
+
+
+def _metrics_cost(rounds: list[dict[str, Any]]) -> list[str]:
+    """Relay CPU per relayed message with the worker's Prometheus metrics off and on."""
+    if not rounds:
+        return []
+    from bench.run import metrics_summary
+
+    mean = sum(r["overhead"] for r in rounds) / len(rounds)
+    lines = [
+        "## What the metrics cost",
+        "",
+        "Two one-worker sites at once, one with `METRICS_TOKEN` unset (metrics off) and one",
+        "with it set, each carrying half of the sessions (the halves swap every round); each",
+        "worker's CPU time over the messages it relayed, up and down.",
+        "",
+        "| round | sessions | CPU per message, off (us) | on (us) | on vs off |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['round']} | {r['sessions']} | {r['off_us']:.1f} | {r['on_us']:.1f} |"
+        f" {r['overhead']:+.1%} |"
+        for r in rounds
+    ]
+    verdict = "met" if mean <= 0.05 else "missed"
+    return [*lines, "", f"{metrics_summary(rounds)} (target: at most +5%): **{verdict}**.", ""]
 
 
 def added(result: dict[str, Any], floor: dict[int, dict[str, Any]], way: str, q: str) -> Any:

@@ -5,6 +5,10 @@ One stand-in process serves every configuration of one run:
 - ``direct``: the generator's sessions use the google-genai SDK with no relay (the floor);
 - ``bare``: the minimal websockets relay of bench/bare_relay.py;
 - ``site``: the product, one Daphne worker (Channels consumer, persistence);
+- ``metrics``: what the Prometheus metrics cost the relay: two single-worker sites at
+  once, metrics off and on (``METRICS_TOKEN`` set), each carrying half of the sessions,
+  in rounds that swap which half goes where; the figure is worker CPU per relayed
+  message (:func:`run_metrics_ab`);
 - ``site2``: the product, two Daphne workers behind nginx (deploy/nginx.conf) on the
   Redis channel layer and PostgreSQL.
 
@@ -45,7 +49,9 @@ MODEL = "gemini-3.8-live"
 PASSWORD = "bench-password-" + "x" * 8
 OPEN_CONCURRENCY = 25
 SAMPLE_S = 0.25
-CONFIGS = ("direct", "bare", "site", "site2")
+CONFIGS = ("direct", "bare", "site", "metrics", "site2")
+METRICS_ROUNDS = 4  # rounds of the metrics comparison (each swaps the halves)
+METRICS_SESSIONS = 50  # at most, split over the two workers
 
 
 def free_port() -> int:
@@ -86,6 +92,7 @@ class LevelResult:
     down_sent: int = 0
     down_lost: int = 0
     worker_cpu_pct: float | None = None
+    cpu_us_per_msg: float | None = None  # relay CPU time / messages relayed (both ways)
     worker_peak_rss_mb: float | None = None
     worker_base_rss_mb: float | None = None
     mem_per_session_mb: float | None = None
@@ -104,6 +111,7 @@ class Sampler:
     def __init__(self, pids: Sequence[int]) -> None:
         self.procs = [psutil.Process(pid) for pid in pids]
         self.peak = 0
+        self.cpu_seconds = 0.0  # of all the processes, over the last start..stop
         self._task: asyncio.Task[None] | None = None
         self._cpu0: list[float] = []
         self._t0 = 0.0
@@ -125,6 +133,9 @@ class Sampler:
                 await self._task
         self.peak = max(self.peak, self.rss())
         wall = time.monotonic() - self._t0
+        self.cpu_seconds = sum(
+            self._cpu(proc) - before for proc, before in zip(self.procs, self._cpu0, strict=True)
+        )
         return [
             100 * (self._cpu(proc) - before) / wall
             for proc, before in zip(self.procs, self._cpu0, strict=True)
@@ -377,6 +388,9 @@ async def run_level(
     await asyncio.gather(*(user.finish() for user in live))
     report = await asyncio.to_thread(standin.report)
     _figures(result, users, report, cpu, base_rss, relay.peak, sessions)
+    relayed = result.up_sent + result.down_sent
+    if cpu and relayed:
+        result.cpu_us_per_msg = relay.cpu_seconds * 1e6 / relayed
     result.standin_cpu_pct, result.generator_cpu_pct = standin_cpu, generator_cpu
     if go_away_after is not None:
         result.switch_ms = _switch_times(report)
@@ -467,8 +481,13 @@ async def run_all(
     jpeg = loadgen.make_jpeg()
     results: list[LevelResult] = []
     skipped: dict[str, str] = {}
+    metrics_ab: list[MetricsRound] = []
     try:
         for name in configs:
+            if name == "metrics":
+                ab = (standin, workdir, site_env or {}, max(levels), seconds, jpeg, skipped, log)
+                metrics_ab += await _metrics_or_skip(*ab)
+                continue
             target = make_target(name, standin, workdir, site_env or {})
             try:
                 await asyncio.to_thread(target.setup, max(levels))
@@ -495,12 +514,21 @@ async def run_all(
                 await asyncio.to_thread(target.teardown)
     finally:
         standin.stop()
+    return _run_data(results, metrics_ab, skipped, seconds, len(jpeg))
+
+
+def _run_data(
+    results: list[LevelResult], metrics_ab: list[MetricsRound], skipped: dict[str, str],
+    seconds: float, jpeg_bytes: int,
+) -> dict[str, Any]:  # fmt: skip
+    """What a run measured, with the machine and the command, as the JSON file holds it."""
     return {
         "results": [asdict(result) for result in results],
+        "metrics_ab": [{**asdict(r), "overhead": r.overhead} for r in metrics_ab],
         "skipped": skipped,
         "machine": machine(),
         "command": " ".join(["python -m bench.run", *map(shlex.quote, sys.argv[1:])]),
-        "jpeg_bytes": len(jpeg),
+        "jpeg_bytes": jpeg_bytes,
         "seconds": seconds,
     }
 
@@ -512,7 +540,126 @@ def _summary(level: LevelResult) -> str:
         f" up p50/p99={up.get('p50') or 0:.1f}/{up.get('p99') or 0:.1f} ms"
         f" down p50/p99={down.get('p50') or 0:.1f}/{down.get('p99') or 0:.1f} ms"
         f" lost={level.up_lost}+{level.down_lost} cpu={level.worker_cpu_pct or 0:.0f}%"
+        f" cpu/msg={level.cpu_us_per_msg or 0:.0f} us"
         f" rss={level.worker_peak_rss_mb or 0:.0f} MB errors={len(level.errors)}"
+    )
+
+
+@dataclass
+class MetricsRound:
+    """One round of the metrics comparison: relay CPU per message, off and on."""
+
+    round: int
+    sessions: int
+    seconds: float
+    off_us: float
+    on_us: float
+    lost: int
+
+    @property
+    def overhead(self) -> float:
+        """How much more CPU a message costs with metrics on (0.05: 5%)."""
+        return self.on_us / self.off_us - 1
+
+
+def _site_pair(standin: StandInProcess, workdir: Path, site_env: dict[str, str]) -> list[Any]:
+    """Two one-worker sites, metrics off and on, each on its own database."""
+    on = {"METRICS_TOKEN": secrets.token_urlsafe(16)}
+    pair = []
+    for name, env in (("metrics-off", {}), ("metrics-on", on)):
+        database = {"DATABASE_URL": f"sqlite:///{workdir / name / 'bench.sqlite3'}"}
+        extra = {**site_env, **database, **env}
+        target = SiteTarget(standin, workdir / name, workers=1, extra_env=extra)
+        target.name = name
+        pair.append(target)
+    return pair
+
+
+async def _pair_round(
+    pair: list[Any], standin: StandInProcess, sessions: int, seconds: float, jpeg: bytes,
+    number: int,
+) -> MetricsRound:  # fmt: skip
+    """Stream ``sessions`` sessions, half through each site at once; CPU per message each.
+
+    Session ``i`` goes to site ``(i + number) % 2``: the halves swap every round.
+    """
+    standin.reset()
+    sides = [(index + number) % 2 for index in range(sessions)]
+    sims = [
+        loadgen.SimUser(index + 1, pair[side].transport(index // 2), jpeg)
+        for index, side in enumerate(sides)
+    ]
+    await asyncio.gather(*(sim.open() for sim in sims))
+    samplers = [Sampler(target.pids) for target in pair]
+    for sampler in samplers:
+        sampler.start()
+    await asyncio.gather(*(sim.stream(seconds) for sim in sims))
+    for sampler in samplers:
+        await sampler.stop()
+    await asyncio.gather(*(sim.finish() for sim in sims))
+    per_message = []
+    for side, sampler in enumerate(samplers):
+        mine = [sim for sim, on in zip(sims, sides, strict=True) if on == side]
+        relayed = sum(sum(sim.result.sent.values()) + sim.result.down_received for sim in mine)
+        per_message.append(sampler.cpu_seconds * 1e6 / max(relayed, 1))
+    report = await asyncio.to_thread(standin.report)
+    lost = report.sent_down - sum(sim.result.down_received for sim in sims)
+    await _wait_closed(standin)
+    return MetricsRound(number + 1, sessions, seconds, per_message[0], per_message[1], lost)
+
+
+async def run_metrics_ab(
+    standin: StandInProcess, workdir: Path, site_env: dict[str, str], sessions: int,
+    seconds: float, jpeg: bytes, rounds: int | None = None, log: Any = print,
+) -> list[MetricsRound]:  # fmt: skip
+    """What counting costs: rounds of half the sessions through each of a site with metrics
+    off and one with them on, at the same time, so that both see the same machine."""
+    pair = _site_pair(standin, workdir, site_env)
+    try:
+        for target in pair:
+            await asyncio.to_thread(target.setup, sessions)
+        results = []
+        for number in range(METRICS_ROUNDS if rounds is None else rounds):
+            result = await _pair_round(pair, standin, sessions, seconds, jpeg, number)
+            log(metrics_line(result))
+            results.append(result)
+        return results
+    finally:
+        for target in pair:
+            await asyncio.to_thread(target.teardown)
+
+
+async def _metrics_or_skip(
+    standin: StandInProcess, workdir: Path, site_env: dict[str, str], most: int,
+    seconds: float, jpeg: bytes, skipped: dict[str, str], log: Any,
+) -> list[MetricsRound]:  # fmt: skip
+    """The metrics comparison at up to METRICS_SESSIONS (an even number, at most ``most``),
+    or nothing (and why, in ``skipped``) if it could not run."""
+    sessions = max(2, min(METRICS_SESSIONS, most) // 2 * 2)
+    try:
+        return await run_metrics_ab(standin, workdir, site_env, sessions, seconds, jpeg, log=log)
+    except Exception as exc:  # noqa: BLE001 - reported in the results
+        skipped["metrics"] = f"{type(exc).__name__}: {exc}"
+        log(f"metrics: skipped ({skipped['metrics']})")
+        return []
+
+
+def metrics_summary(rounds: Sequence[dict[str, Any]]) -> str:
+    """The rounds' mean overhead of the metrics, with the lowest and highest round."""
+    overheads = [100 * r["overhead"] for r in rounds]
+    mean = sum(overheads) / len(overheads)
+    return (
+        f"metrics: mean overhead_pct={mean:+.1f} over {len(overheads)} rounds"
+        f" (from {min(overheads):+.1f} to {max(overheads):+.1f})"
+    )
+
+
+def metrics_line(result: MetricsRound) -> str:
+    """The printed figure of one round."""
+    return (
+        f"metrics: round={result.round} sessions={result.sessions}"
+        f" cpu_us_per_msg_off={result.off_us:.1f} cpu_us_per_msg_on={result.on_us:.1f}"
+        f" overhead_pct={100 * result.overhead:+.1f} lost={result.lost}"
     )
 
 
@@ -567,6 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         report.write(data, args.report)
         print(f"wrote {args.report}")
+    if data["metrics_ab"]:
+        print(metrics_summary(data["metrics_ab"]))
     lost = sum(r["up_lost"] + r["down_lost"] for r in data["results"])
     print(f"lost messages in all: {lost}")
     return 0

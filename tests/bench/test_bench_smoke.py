@@ -154,3 +154,28 @@ def test_two_sessions_for_five_seconds_lose_nothing(
         check_level(level, standin_report, users)
 
     check_site_and_report(data, by_config, tmp_path)
+
+
+@pytest.mark.timeout(300)
+def test_the_metrics_comparison_runs_both_sites_and_reports_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run, "METRICS_ROUNDS", 2)
+    data = asyncio.run(
+        run_all(
+            configs=["metrics"], levels=[2], seconds=3.0, workdir=tmp_path / "bench",
+            go_away=False, log=lambda line: None,
+        )
+    )  # fmt: skip
+    assert data["skipped"] == {}
+    rounds = data["metrics_ab"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    for r in rounds:
+        assert r["sessions"] == 2
+        assert r["off_us"] > 0  # each site relayed messages and spent CPU on them
+        assert r["on_us"] > 0
+        assert r["lost"] == 0
+    assert run.metrics_summary(rounds).startswith("metrics: mean overhead_pct=")
+    out = tmp_path / "docs" / "benchmarks.md"
+    report.write(data, out)
+    assert "## What the metrics cost" in out.read_text()
