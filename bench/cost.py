@@ -33,7 +33,6 @@ import os
 import secrets
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,8 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cost_report, cost_screen
-from bench.run import free_port
-from bench.screenshots import prepare_database, wait_for
+from bench.screenshots import prepare_database, started_daphne, wait_for
 from standin import Behaviour, ThreadedStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,23 +180,6 @@ def template_database(workdir: Path) -> Path:
     return database
 
 
-@contextmanager
-def daphne(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A Daphne worker serving the site (started, not yet answering): its URL and process."""
-    port = free_port()
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "assistant_site.asgi:application"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        yield f"http://127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
 def bench_behaviour() -> Behaviour:
     """The stand-in's model: answers each question with four seconds of speech."""
     return Behaviour(reply_audio_s=4.0, reply_delay_s=0.3, chunk_interval_s=0.05, speech_gap_s=0.6)
@@ -219,7 +200,9 @@ def lanes(
             database = workdir / f"{screen}-{policy.name}.sqlite3"
             shutil.copy(template, database)
             env = site_env(database, standin, policy)
-            url, process = stack.enter_context(daphne(env, workdir / f"{screen}-{policy.name}.log"))
+            url, process = stack.enter_context(
+                started_daphne(env, workdir / f"{screen}-{policy.name}.log")
+            )
             started.append(Lane(policy, standin, url, database))
             processes.append(process)
         for lane, process in zip(started, processes, strict=True):  # started together

@@ -72,8 +72,8 @@ def prepare_database(
 
 
 @contextmanager
-def daphne(env: dict[str, str], log: Path) -> Iterator[str]:
-    """Daphne serving the site; its base URL once the login page answers."""
+def started_daphne(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Daphne started on a free port (not yet answering): its base URL and process."""
     port = run.free_port()
     command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
     with log.open("wb") as out:
@@ -81,13 +81,19 @@ def daphne(env: dict[str, str], log: Path) -> Iterator[str]:
             [*command, "assistant_site.asgi:application"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{url}/accounts/login/", process)
-        yield url
+        yield f"http://127.0.0.1:{port}", process
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@contextmanager
+def daphne(env: dict[str, str], log: Path) -> Iterator[str]:
+    """Daphne serving the site; its base URL once the login page answers."""
+    with started_daphne(env, log) as (url, process):
+        wait_for(f"{url}/accounts/login/", process)
+        yield url
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
