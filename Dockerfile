@@ -38,4 +38,4 @@ EXPOSE 8000
 
 # Exec form: Daphne is PID 1 and receives SIGTERM itself, so live sessions are ended as
 # "server shutdown" with their transcripts stored before the container stops.
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "assistant_site.asgi:application"]
+CMD ["python", "-m", "assistant_site.serve", "-b", "0.0.0.0", "-p", "8000", "assistant_site.asgi:application"]

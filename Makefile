@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_dev_admin
 	$(PY) manage.py sweep_sessions
-	$(PY) -m daphne --bind $(HOST) --port $(PORT) assistant_site.asgi:application
+	$(PY) -m assistant_site.serve --bind $(HOST) --port $(PORT) assistant_site.asgi:application
 
 ## test: the whole suite (unit, integration, end-to-end in headless Chromium)
 test: export DJANGO_DEBUG ?= 0

@@ -75,7 +75,7 @@ def prepare_database(
 def started_daphne(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Daphne started on a free port (not yet answering): its base URL and process."""
     port = run.free_port()
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+    command = [sys.executable, "-m", "assistant_site.serve", "-b", "127.0.0.1", "-p", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(
             [*command, "assistant_site.asgi:application"],

@@ -270,7 +270,7 @@ def test_the_web_image_runs_as_an_unprivileged_user(compose: dict[str, Any]) -> 
     assert pip
     assert all("-c constraints.txt" in arguments for arguments in pip)
     cmd = json.loads(dict(instructions)["CMD"])  # exec form: Daphne gets SIGTERM itself
-    assert cmd[:1] == ["daphne"]
+    assert cmd[:4] == ["python", "-m", "assistant_site.serve", "-b"]  # Daphne on uvloop
     assert cmd[-1] == "assistant_site.asgi:application"
     for name, service in services(compose).items():
         if service.get("image") == APP_IMAGE:
