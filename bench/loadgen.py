@@ -14,7 +14,6 @@ protocol, no login), :class:`DirectTransport` uses the google-genai SDK with no 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import http.cookiejar
 import io
@@ -78,9 +77,14 @@ def ws_frame_bytes(payload: int, *, masked: bool) -> int:
     return header + (4 if masked else 0) + payload
 
 
-def base64_json_size(kind: str, payload: bytes) -> int:
-    """The size of the same payload as base64 inside a JSON text frame."""
-    return len(json.dumps({"type": kind, "data": base64.b64encode(payload).decode()}))
+def base64_json_size(kind: str, payload: bytes | int) -> int:
+    """The size of the same payload as base64 inside a JSON text frame.
+
+    Counted, not encoded: base64 takes 4 characters per 3 bytes (padded), none of which
+    JSON escapes, so the generator does not spend its core encoding every payload twice.
+    """
+    size = payload if isinstance(payload, int) else len(payload)
+    return len(json.dumps({"type": kind, "data": ""})) + 4 * ((size + 2) // 3)
 
 
 @dataclass
@@ -93,7 +97,7 @@ class Wire:
     def media(self, kind: str, payload: bytes, *, upstream: bool) -> None:
         """Count one media payload in both framings."""
         self.binary += ws_frame_bytes(1 + len(payload), masked=upstream)
-        self.base64_json += ws_frame_bytes(base64_json_size(kind, payload), masked=upstream)
+        self.base64_json += ws_frame_bytes(base64_json_size(kind, len(payload)), masked=upstream)
 
     def text(self, size: int, *, upstream: bool) -> None:
         """Count one JSON message, the same in both framings."""

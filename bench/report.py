@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.capacity import CPU_AT
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILING = Path(__file__).with_name("profiling.md")
 LABELS = {
@@ -39,6 +41,32 @@ def render(data: dict[str, Any], plots: list[str]) -> str:
         "",
         "Written by `make bench` (bench/run.py, bench/report.py); do not edit by hand.",
         "",
+        *_method(data),
+    ]
+    skipped = data.get("skipped") or {}
+    for name, why in skipped.items():
+        lines.append(f"- {LABELS.get(name, name)} was not run: {why}")
+    if skipped:
+        lines.append("")
+    knees = data.get("knees") or []
+    targets = _targets(results, floor) + _knee_targets(knees)
+    lines += ["## Targets", ""] + [f"- {line}" for line in targets] + [""]
+    lines += _knee_section(knees, data)
+    lines += _latency_table(results, floor)
+    lines += _resource_table(results)
+    lines += _wire_table(results)
+    lines += _goaway(results)
+    lines += _metrics_cost(data.get("metrics_ab") or [])
+    for plot in plots:
+        lines += [f"![{plot}]({plot})", ""]
+    if PROFILING.exists():
+        lines += [PROFILING.read_text().rstrip(), ""]
+    return "\n".join(lines)
+
+
+def _method(data: dict[str, Any]) -> list[str]:
+    """How the figures were measured: the machine, the command, the load, the pinning."""
+    return [
         "## How it was measured",
         "",
         f"- Machine: {_machine(data['machine'])}.",
@@ -58,26 +86,114 @@ def render(data: dict[str, Any], plots: list[str]) -> str:
         " message that the stand-in answers only once its speech has gone out).",
         "- Worker CPU and peak RSS: the relay's processes (Daphne workers, or the bare"
         " relay), sampled every 0.25 s; memory per session is (peak - idle) / sessions,"
-        " idle being the fresh process before its first session."
-        " The load generator and the stand-in run on the same 2 cores.",
+        " idle being the fresh process before its first session.",
+        f"- Pinning: {(data.get('pinning') or {}).get('describe', 'not pinned')}."
+        " Every process between the generator and the stand-in (the Daphne worker, the bare"
+        " relay; for two workers both of them and nginx) is on the relay's core; PostgreSQL"
+        " and Redis are the machine's own and not pinned. Cores found on each process"
+        f" once pinned: {_observed(data)}.",
         "",
     ]
-    skipped = data.get("skipped") or {}
-    for name, why in skipped.items():
-        lines.append(f"- {LABELS.get(name, name)} was not run: {why}")
-    if skipped:
-        lines.append("")
-    lines += ["## Targets", ""] + [f"- {line}" for line in _targets(results, floor)] + [""]
-    lines += _latency_table(results, floor)
-    lines += _resource_table(results)
-    lines += _wire_table(results)
-    lines += _goaway(results)
-    lines += _metrics_cost(data.get("metrics_ab") or [])
-    for plot in plots:
-        lines += [f"![{plot}]({plot})", ""]
-    if PROFILING.exists():
-        lines += [PROFILING.read_text().rstrip(), ""]
-    return "\n".join(lines)
+
+
+def _observed(data: dict[str, Any]) -> str:
+    observed = (data.get("pinning") or {}).get("observed") or {}
+    return (
+        "; ".join(
+            f"{LABELS.get(name, name)} {','.join(map(str, cores)) or '-'}"
+            for name, cores in observed.items()
+        )
+        or "not recorded"
+    )
+
+
+def _knee_targets(knees: list[dict[str, Any]]) -> list[str]:
+    """The capacity targets: the site's knee against the bare relay's, CPU per message."""
+    by = {knee["config"]: knee for knee in knees}
+    if "site" not in by:
+        return []
+    site = by["site"]
+    out = []
+    if "bare" in by:
+        bare = by["bare"]
+        ratio = site["sessions"] / bare["sessions"] if bare["sessions"] else float("inf")
+        out.append(
+            f"Knee, one pinned core: the product {_knee(site)} sessions, the bare relay"
+            f" {_knee(bare)}: {ratio:.2f}x (target: at least 1.5x):"
+            f" **{'met' if ratio >= 1.5 else 'missed'}**."
+        )
+        ours, theirs = site["cpu_us_per_msg"], bare["cpu_us_per_msg"]
+        if ours is not None and theirs is not None:
+            out.append(
+                f"CPU per relayed message at {CPU_AT} sessions: the product {ours:.0f} us, the"
+                f" bare relay {theirs:.0f} us (target: at most the bare relay's):"
+                f" **{'met' if ours <= theirs else 'missed'}**."
+            )
+    met = site["sessions"] >= 150
+    out.append(
+        f"Sessions on one pinned core within p99 {site['bound_ms']:g} ms up and down, 0 lost:"
+        f" {_knee(site)} (target: at least 150): **{'met' if met else 'missed'}**."
+    )
+    return out
+
+
+def _knee(knee: dict[str, Any]) -> str:
+    return f"{knee['sessions']}{'+' if knee['at_least'] else ''}"
+
+
+def _knee_section(knees: list[dict[str, Any]], data: dict[str, Any]) -> list[str]:
+    """The knee of each configuration, and every step of the search that found it."""
+    if not knees:
+        return []
+    bound = knees[0]["bound_ms"]
+    lines = [
+        "## Capacity per core: the knee",
+        "",
+        f"The largest number of concurrent sessions at which the p99 one-way latency stays"
+        f" at most {bound:g} ms up and down, with every session opened and nothing lost."
+        " Both ends time each payload on one clock, so all of that latency is the path"
+        f" under test's. A step streams for {data['seconds']:g} s; the search climbs the ramp"
+        f" ({', '.join(map(str, data.get('ramp') or []))}) until a step fails, then"
+        " bisects between the last size that passed and the first that failed. CPU per"
+        f" message is the relay process's CPU time over the messages relayed both ways, at"
+        f" {CPU_AT} sessions. (a) has no relay process: its knee is what the load side"
+        " (stand-in and generator, with the SDK in the generator) manages on its one core.",
+        "",
+        "| configuration | knee (sessions) | CPU per message at 50 sessions (us) | steps |",
+        "|---|---:|---:|---:|",
+    ]
+    for knee in knees:
+        cpu = knee["cpu_us_per_msg"]
+        lines.append(
+            f"| {LABELS.get(knee['config'], knee['config'])} | {_knee(knee)}"
+            f" | {'-' if cpu is None or knee['config'] == 'direct' else f'{cpu:.0f}'}"
+            f" | {len(knee['steps'])} |"
+        )
+    lines += [
+        "",
+        "The ramp, step by step:",
+        "",
+        "| configuration | sessions | phase | up p99 (ms) | down p99 (ms)"
+        " | CPU per message (us) | result |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
+    for knee in knees:
+        for step in knee["steps"]:
+            cpu = step["cpu_us_per_msg"]
+            lines.append(
+                f"| {LABELS.get(knee['config'], knee['config'])} | {step['sessions']}"
+                f" | {step['phase']} | {_num(step['up_p99'])} | {_num(step['down_p99'])}"
+                f" | {'-' if cpu is None else f'{cpu:.0f}'}"
+                f" | {'pass' if step['passed'] else 'fail: ' + step['why']} |"
+            )
+    lines += ["", *[f"`{line}`" for line in _knee_lines(knees)], ""]
+    return lines
+
+
+def _knee_lines(knees: list[dict[str, Any]]) -> list[str]:
+    from bench.capacity import Knee
+
+    return [Knee(**knee).line() for knee in knees]
 
 
 def _metrics_cost(rounds: list[dict[str, Any]]) -> list[str]:
@@ -210,10 +326,9 @@ def _resource_table(results: list[dict[str, Any]]) -> list[str]:
     lines += [
         "",
         "Worker CPU is per core (100% is one core; two workers add up). For (a) there is no"
-        " relay process. The machine has two cores for the relay, the stand-in and the load"
-        " generator together: where the three add up to about 170% or more, every"
-        " configuration, the direct SDK included, is waiting for a CPU, and its latency"
-        " measures the machine rather than the relay.",
+        " relay process. When pinned, the relay has one core and the stand-in and the"
+        " generator share the other: where their two figures add up to about 85% or more,"
+        " the load side is waiting for its core and the latency measures it, not the relay.",
         "",
     ]
     return lines
@@ -314,6 +429,9 @@ def _latency_plot(plt: Any, results: list[dict[str, Any]], configs: list[str], w
             xs = [r["sessions"] for r in rows if r[f"{way}_ms"].get("p99") is not None]
             ys = [r[f"{way}_ms"]["p99"] for r in rows if r[f"{way}_ms"].get("p99") is not None]
             ax.plot(xs, ys, marker="o", label=LABELS[config])
+        ax.axhline(
+            20.0, color="grey", linestyle="--", linewidth=1, label="20 ms (the knee's bound)"
+        )
         ax.set_yscale("log")
         ax.set_title(f"one-way latency {way}, p99 (log scale)")
         ax.set_xlabel("concurrent sessions")

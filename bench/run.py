@@ -34,15 +34,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from bench import loadgen
-from bench.standin_proc import Report, StandInProcess
+from assistant_site.serve import use_uvloop
+from bench import capacity, loadgen
+from bench.pinning import Pinning, cores_of, pin, plan
+from bench.standin_proc import Report, StandInProcess, settle_garbage
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "gemini-3.8-live"
@@ -50,6 +51,8 @@ PASSWORD = "bench-password-" + "x" * 8
 OPEN_CONCURRENCY = 25
 SAMPLE_S = 0.25
 CONFIGS = ("direct", "bare", "site", "metrics", "site2")
+KNEE_CONFIGS = ("direct", "bare", "site")  # searched for their knee when a ramp is given
+RAMP = (1, 10, 25, 50, 100, 150, 200, 300, 400)  # sessions, before the bisection
 METRICS_ROUNDS = 4  # rounds of the metrics comparison (each swaps the halves)
 METRICS_SESSIONS = 50  # at most, split over the two workers
 
@@ -169,8 +172,13 @@ class Target:
 
     @property
     def pids(self) -> list[int]:
-        """The relay's processes (none for direct)."""
+        """The relay's processes (none for direct), whose CPU and memory are measured."""
         return []
+
+    @property
+    def relay_pids(self) -> list[int]:
+        """Every process between the generator and the stand-in (pinned to the relay's core)."""
+        return self.pids
 
     def teardown(self) -> None:
         """Stop what setup started."""
@@ -213,6 +221,28 @@ class BareTarget(Target):
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+# The benchmark's users, and a logged-in session cookie for each, minted as Django's test
+# client does: hashing a password for each login would take minutes for hundreds of users.
+MINT_SESSIONS = """
+import json
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.test import Client
+
+User = get_user_model()
+hashed = make_password({password!r})
+names = [f"bench{{i}}" for i in range({users})]
+User.objects.bulk_create([User(username=n, password=hashed) for n in names], ignore_conflicts=True)
+keys = []
+for user in sorted(User.objects.filter(username__in=names), key=lambda u: names.index(u.username)):
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    keys.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
+print(json.dumps([settings.SESSION_COOKIE_NAME, keys]))
+"""
 
 
 def postgres_url() -> str | None:
@@ -293,14 +323,14 @@ class SiteTarget(Target):
         env = self.env()
         manage = [sys.executable, "manage.py"]
         subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        create = (
-            "from django.contrib.auth import get_user_model;"
-            "from django.contrib.auth.hashers import make_password;"
-            f"h = make_password({PASSWORD!r}); U = get_user_model();"
-            f"U.objects.bulk_create([U(username=f'bench{{i}}', password=h)"
-            f" for i in range({users})], ignore_conflicts=True)"
-        )
-        subprocess.run([*manage, "shell", "-c", create], cwd=ROOT, env=env, check=True)
+        # The users, and a logged-in session cookie for each, minted as Django's test
+        # client does (hashing a password per login would take minutes for hundreds).
+        script = MINT_SESSIONS.format(users=users, password=PASSWORD)
+        minted = subprocess.run(
+            [*manage, "shell", "-c", script], cwd=ROOT, env=env, check=True,
+            capture_output=True, text=True,
+        )  # fmt: skip
+        cookie_name, sessions = json.loads(minted.stdout.strip().splitlines()[-1])
         for number in range(self.worker_count):
             worker = DaphneWorker(f"web{number + 1}", env, self.workdir / f"web{number + 1}.log")
             self.workers.append(worker.start())
@@ -310,10 +340,7 @@ class SiteTarget(Target):
             base = self.nginx.url
         self.base_url = base
         self.ws_url = base.replace("http://", "ws://") + "/ws/share/"
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            self.cookies = list(
-                pool.map(lambda i: loadgen.log_in(base, f"bench{i}", PASSWORD), range(users))
-            )
+        self.cookies = [f"{cookie_name}={key}" for key in sessions]
 
     def transport(self, index: int) -> loadgen.Transport:
         return loadgen.SocketTransport(
@@ -323,6 +350,11 @@ class SiteTarget(Target):
     @property
     def pids(self) -> list[int]:
         return [worker.process.pid for worker in self.workers]
+
+    @property
+    def relay_pids(self) -> list[int]:
+        nginx = [self.nginx.process.pid] if self.nginx is not None else []
+        return [*self.pids, *nginx]
 
     def teardown(self) -> None:
         if self.nginx is not None:
@@ -374,6 +406,8 @@ async def run_level(
 
     ok = await asyncio.gather(*(opened(user) for user in users))
     live = [user for user, good in zip(users, ok, strict=True) if good]
+    await asyncio.to_thread(standin.settle)  # the sessions are open: settle both ends
+    settle_garbage()
     result.opened = len(live)
     others = Sampler([standin.pid, os.getpid()])
     relay.start()
@@ -474,47 +508,137 @@ def make_target(
 async def run_all(
     *, configs: Sequence[str], levels: Sequence[int], seconds: float, workdir: Path,
     go_away: bool = True, log: Any = print, site_env: dict[str, str] | None = None,
+    ramp: Sequence[int] | None = None, pinning: Pinning | None = None,
+    bound_ms: float = capacity.P99_BOUND_MS, resolution: int = capacity.RESOLUTION,
 ) -> dict[str, Any]:  # fmt: skip
-    """Every configuration at every level on one stand-in; the results as a dict."""
+    """Every configuration on one stand-in; the results as a dict.
+
+    With a ``ramp``, the configurations of KNEE_CONFIGS are searched for their knee
+    (bench.capacity) and the others run at ``levels``; without one, every configuration
+    runs at ``levels``. With ``pinning``, the relay under test and the load each get
+    their own core.
+    """
+    pinning = pinning or Pinning(why_not="not asked for")
+    own = cores_of(os.getpid())
+    pin(os.getpid(), pinning.load, children=False)  # the generator; the stand-in inherits it
+    try:
+        return await _run_all(
+            configs=configs, levels=levels, seconds=seconds, workdir=workdir, go_away=go_away,
+            log=log, site_env=site_env, ramp=ramp, pinning=pinning, bound_ms=bound_ms,
+            resolution=resolution,
+        )  # fmt: skip
+    finally:
+        pin(os.getpid(), own, children=False)  # as it was (a test run goes on after it)
+
+
+@dataclass
+class _Run:
+    """One run's stand-in, options and figures, shared by its configurations."""
+
+    standin: StandInProcess
+    workdir: Path
+    jpeg: bytes
+    seconds: float
+    levels: Sequence[int]
+    ramp: Sequence[int] | None
+    pinning: Pinning
+    bound_ms: float
+    resolution: int
+    go_away: bool
+    log: Any
+    site_env: dict[str, str]
+    results: list[LevelResult] = field(default_factory=list)
+    knees: list[capacity.Knee] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    observed: dict[str, list[int]] = field(default_factory=dict)  # cores found, once pinned
+
+    async def config(self, name: str) -> None:
+        """Set up one configuration, pin it, measure it (a knee or the levels), tear down."""
+        searched = self.ramp is not None and name in KNEE_CONFIGS
+        sizes = list(self.ramp if searched and self.ramp is not None else self.levels)
+        target = make_target(name, self.standin, self.workdir, self.site_env)
+        try:
+            await asyncio.to_thread(target.setup, max(sizes))
+        except Exception as exc:  # noqa: BLE001 - reported in the results
+            self.skipped[name] = f"{type(exc).__name__}: {exc}"
+            self.log(f"{name}: skipped ({self.skipped[name]})")
+            target.teardown()
+            return
+        for pid in target.relay_pids:
+            pin(pid, self.pinning.relay)
+        self.observed[name] = sorted({c for pid in target.relay_pids for c in cores_of(pid)})
+        try:
+            if searched:
+                knee = await capacity.search(
+                    name, lambda n: self.measure(target, n), sizes, bound_ms=self.bound_ms,
+                    resolution=self.resolution, cpu_at=min(capacity.CPU_AT, max(sizes)),
+                    log=self.log,
+                )  # fmt: skip
+                self.knees.append(knee)
+                self.log(knee.line())
+            else:
+                for sessions in sizes:
+                    await self.measure(target, sessions)
+            if self.go_away and name == "site":
+                await self.hand_over(target)
+        finally:
+            await asyncio.to_thread(target.teardown)
+
+    async def measure(self, target: Target, sessions: int) -> LevelResult:
+        """One level (a step of a ramp), kept and logged."""
+        level = await run_level(target, self.standin, sessions, self.seconds, self.jpeg)
+        self.results.append(level)
+        self.log(_summary(level))
+        return level
+
+    async def hand_over(self, target: Target) -> None:
+        """The goAway scenario: a level during which every connection is handed over."""
+        after = min(4.0, self.seconds / 2)
+        level = await run_level(
+            target, self.standin, min(10, max(self.levels)), max(self.seconds, 2 * after + 4),
+            self.jpeg, go_away_after=after,
+        )  # fmt: skip
+        level.config = "site-goaway"
+        self.results.append(level)
+        self.log(_summary(level))
+
+
+async def _run_all(
+    *, configs: Sequence[str], levels: Sequence[int], seconds: float, workdir: Path,
+    go_away: bool, log: Any, site_env: dict[str, str] | None, ramp: Sequence[int] | None,
+    pinning: Pinning, bound_ms: float, resolution: int,
+) -> dict[str, Any]:  # fmt: skip
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     standin = StandInProcess(workdir / "standin-tls").start()
-    jpeg = loadgen.make_jpeg()
-    results: list[LevelResult] = []
-    skipped: dict[str, str] = {}
+    pin(standin.pid, pinning.load)
+    run = _Run(
+        standin, workdir, loadgen.make_jpeg(), seconds, levels, ramp, pinning, bound_ms,
+        resolution, go_away, log, site_env or {},
+    )  # fmt: skip
+    run.observed = {
+        "generator": sorted(cores_of(os.getpid())),
+        "stand-in": sorted(cores_of(standin.pid)),
+    }
     metrics_ab: list[MetricsRound] = []
     try:
         for name in configs:
             if name == "metrics":
-                ab = (standin, workdir, site_env or {}, max(levels), seconds, jpeg, skipped, log)
-                metrics_ab += await _metrics_or_skip(*ab)
-                continue
-            target = make_target(name, standin, workdir, site_env or {})
-            try:
-                await asyncio.to_thread(target.setup, max(levels))
-            except Exception as exc:  # noqa: BLE001 - reported in the results
-                skipped[name] = f"{type(exc).__name__}: {exc}"
-                log(f"{name}: skipped ({skipped[name]})")
-                target.teardown()
-                continue
-            try:
-                for sessions in levels:
-                    level = await run_level(target, standin, sessions, seconds, jpeg)
-                    results.append(level)
-                    log(_summary(level))
-                if go_away and name == "site":
-                    after = min(4.0, seconds / 2)
-                    level = await run_level(
-                        target, standin, min(10, max(levels)), max(seconds, 2 * after + 4), jpeg,
-                        go_away_after=after,
-                    )  # fmt: skip
-                    level.config = "site-goaway"
-                    results.append(level)
-                    log(_summary(level))
-            finally:
-                await asyncio.to_thread(target.teardown)
+                ab = (standin, workdir, run.site_env, max(levels), seconds, run.jpeg, run.skipped)
+                metrics_ab += await _metrics_or_skip(*ab, log, pinning=pinning)
+            else:
+                await run.config(name)
     finally:
         standin.stop()
-    return _run_data(results, metrics_ab, skipped, seconds, len(jpeg))
+    data = _run_data(run.results, metrics_ab, run.skipped, seconds, len(run.jpeg))
+    data["knees"] = [asdict(knee) for knee in run.knees]
+    data["pinning"] = {
+        **pinning.as_dict(),
+        "describe": pinning.describe(),
+        "observed": run.observed,
+    }
+    data["ramp"] = list(ramp or [])
+    data["bound_ms"] = bound_ms
+    return data
 
 
 def _run_data(
@@ -611,6 +735,7 @@ async def _pair_round(
 async def run_metrics_ab(
     standin: StandInProcess, workdir: Path, site_env: dict[str, str], sessions: int,
     seconds: float, jpeg: bytes, rounds: int | None = None, log: Any = print,
+    pinning: Pinning | None = None,
 ) -> list[MetricsRound]:  # fmt: skip
     """What counting costs: rounds of half the sessions through each of a site with metrics
     off and one with them on, at the same time, so that both see the same machine."""
@@ -618,6 +743,8 @@ async def run_metrics_ab(
     try:
         for target in pair:
             await asyncio.to_thread(target.setup, sessions)
+            for pid in target.relay_pids:  # both on the relay's core, side by side
+                pin(pid, pinning.relay if pinning else frozenset())
         results = []
         for number in range(METRICS_ROUNDS if rounds is None else rounds):
             result = await _pair_round(pair, standin, sessions, seconds, jpeg, number)
@@ -631,13 +758,16 @@ async def run_metrics_ab(
 
 async def _metrics_or_skip(
     standin: StandInProcess, workdir: Path, site_env: dict[str, str], most: int,
-    seconds: float, jpeg: bytes, skipped: dict[str, str], log: Any,
+    seconds: float, jpeg: bytes, skipped: dict[str, str], log: Any, *,
+    pinning: Pinning | None = None,
 ) -> list[MetricsRound]:  # fmt: skip
     """The metrics comparison at up to METRICS_SESSIONS (an even number, at most ``most``),
     or nothing (and why, in ``skipped``) if it could not run."""
     sessions = max(2, min(METRICS_SESSIONS, most) // 2 * 2)
     try:
-        return await run_metrics_ab(standin, workdir, site_env, sessions, seconds, jpeg, log=log)
+        return await run_metrics_ab(
+            standin, workdir, site_env, sessions, seconds, jpeg, log=log, pinning=pinning
+        )
     except Exception as exc:  # noqa: BLE001 - reported in the results
         skipped["metrics"] = f"{type(exc).__name__}: {exc}"
         log(f"metrics: skipped ({skipped['metrics']})")
@@ -681,11 +811,21 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--sessions", default="1,10,50,100,200")
+    parser.add_argument(
+        "--sessions", default="1,10,50,100",
+        help="sizes for the configurations not searched for a knee (site2, metrics)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ramp", default=",".join(map(str, RAMP)),
+        help="sizes the knee search climbs (direct, bare, site); 'none' runs them at --sessions",
+    )  # fmt: skip
+    parser.add_argument("--bound-ms", type=float, default=capacity.P99_BOUND_MS)
+    parser.add_argument("--resolution", type=int, default=capacity.RESOLUTION)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench")
@@ -696,8 +836,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--site-env", action="append", default=[], metavar="NAME=VALUE",
         help="an extra setting for the product's workers (repeatable), e.g. DJANGO_CONN_MAX_AGE=60",
     )  # fmt: skip
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant_site.settings")
+    use_uvloop()  # the generator, like the stand-in, runs on uvloop (see StandInProcess)
     data = asyncio.run(
         run_all(
             configs=[c for c in args.configs.split(",") if c],
@@ -705,6 +850,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds=args.seconds,
             workdir=args.workdir,
             site_env=dict(item.split("=", 1) for item in args.site_env),
+            ramp=None if args.ramp == "none" else [int(n) for n in args.ramp.split(",")],
+            pinning=plan(enabled=not args.no_pin),
+            bound_ms=args.bound_ms,
+            resolution=args.resolution,
         )
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -714,6 +863,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         report.write(data, args.report)
         print(f"wrote {args.report}")
+    print(f"pinning: {data['pinning']['describe']}")
+    for knee in data["knees"]:
+        print(capacity.Knee(**knee).line())
     if data["metrics_ab"]:
         print(metrics_summary(data["metrics_ab"]))
     lost = sum(r["up_lost"] + r["down_lost"] for r in data["results"])

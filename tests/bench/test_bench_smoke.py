@@ -8,13 +8,14 @@ receiver; never how fast.
 """
 
 import asyncio
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import loadgen, report, run
+from bench import loadgen, pinning, report, run
 from bench.run import run_all
 from bench.standin_proc import Report
 
@@ -179,3 +180,55 @@ def test_the_metrics_comparison_runs_both_sites_and_reports_it(
     out = tmp_path / "docs" / "benchmarks.md"
     report.write(data, out)
     assert "## What the metrics cost" in out.read_text()
+
+
+@pytest.mark.timeout(300)
+def test_a_short_ramp_on_pinned_cores_loses_nothing_and_reports_the_knee(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = Recorded(monkeypatch)
+    plan = pinning.plan()
+    lines: list[str] = []
+    before = os.sched_getaffinity(0)
+    data = asyncio.run(
+        run_all(
+            configs=["bare", "site"], levels=[2], ramp=[1, 3], seconds=3.0,
+            workdir=tmp_path / "bench", go_away=False, log=lines.append, pinning=plan,
+            bound_ms=1e9,  # what is asserted is the search and the loss, never a latency
+        )
+    )  # fmt: skip
+    assert os.sched_getaffinity(0) == before  # the test process is given its cores back
+    assert data["skipped"] == {}
+    knees = {knee["config"]: knee for knee in data["knees"]}
+    assert sorted(knees) == ["bare", "site"]
+    for name, knee in knees.items():
+        assert (knee["sessions"], knee["at_least"]) == (3, True), name
+        assert [step["sessions"] for step in knee["steps"]] == [1, 3], name
+        assert all(step["passed"] for step in knee["steps"]), knee["steps"]
+        assert knee["cpu_us_per_msg"] > 0, name  # the relay spent CPU relaying
+        assert f"knee: config={name} sessions=3 cpu_us_per_msg=" in "\n".join(lines)
+
+    # Zero loss on every step, as the receiving ends counted it.
+    assert [(level.config, level.sessions) for level, _, _ in recorded.levels] == [
+        ("bare", 1), ("bare", 3), ("site", 1), ("site", 3),
+    ]  # fmt: skip
+    for level, standin_report, users in recorded.levels:
+        assert level.opened == level.sessions
+        assert (level.up_lost, level.down_lost) == (0, 0), level.config
+        seqs = arrived(standin_report)
+        for user in users:
+            check_user_arrivals(level, seqs, user)
+        assert sum(user.result.down_received for user in users) == standin_report.sent_down
+
+    # Each process ran where the plan put it.
+    observed = data["pinning"]["observed"]
+    if plan.active:
+        assert observed["generator"] == observed["stand-in"] == sorted(plan.load)
+        assert observed["bare"] == observed["site"] == sorted(plan.relay)
+
+    out = tmp_path / "docs" / "benchmarks.md"
+    report.write(data, out)
+    text = out.read_text()
+    assert "## Capacity per core: the knee" in text
+    assert "`knee: config=site sessions=3 cpu_us_per_msg=" in text
+    assert data["pinning"]["describe"] in text
