@@ -134,7 +134,15 @@ async def _serve(
     commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
     async with standin:
         conn.send(("ready", standin.base_url, str(standin.ca_path)))
-        loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
+
+        def on_command() -> None:
+            try:
+                commands.put_nowait(conn.recv())
+            except (EOFError, OSError):  # the benchmark is gone: stop, rather than spin
+                loop.remove_reader(conn.fileno())
+                commands.put_nowait(("stop",))
+
+        loop.add_reader(conn.fileno(), on_command)
         # uvloop makes a watched descriptor non-blocking; the pipe's sends (a report of
         # many arrivals) must block until the other end has read them.
         os.set_blocking(conn.fileno(), True)
