@@ -154,7 +154,8 @@ def _knee_section(knees: list[dict[str, Any]], data: dict[str, Any]) -> list[str
         " Both ends time each payload on one clock, so all of that latency is the path"
         f" under test's. A step streams for {data['seconds']:g} s; the search climbs the ramp"
         f" ({', '.join(map(str, data.get('ramp') or []))}) until a step fails, then"
-        " bisects between the last size that passed and the first that failed. CPU per"
+        " bisects between the last size that passed and the first that failed; a size that"
+        " fails is run once more (`confirm`) and fails only if it fails again. CPU per"
         f" message is the relay process's CPU time over the messages relayed both ways, at"
         f" {CPU_AT} sessions. (a) has no relay process: its knee is what the load side"
         " (stand-in and generator, with the SDK in the generator) manages on its one core.",
