@@ -238,13 +238,17 @@ def _targets(results: list[dict[str, Any]], floor: dict[int, dict[str, Any]]) ->
     site = {r["sessions"]: r for r in results if r["config"] == "site"}
     bare = {r["sessions"]: r for r in results if r["config"] == "bare"}
     if 100 in site:
+        # The whole one-way p99, which bounds what the relay adds: with the load pinned to
+        # one core, (a) at 100 sessions is often slower than (c), and a difference would
+        # come out negative.
         r = site[100]
-        up, down = added(r, floor, "up", "p99"), added(r, floor, "down", "p99")
+        up, down = r["up_ms"].get("p99"), r["down_ms"].get("p99")
         lost = r["up_lost"] + r["down_lost"]
         met = up is not None and down is not None and up <= 20 and down <= 20 and lost == 0
         out.append(
-            f"One worker, 100 sessions: added p99 up {_ms(up)}, down {_ms(down)}, lost {lost}"
-            f" (target: at most 20 ms each way, 0 lost): **{'met' if met else 'missed'}**."
+            f"One worker, 100 sessions: p99 up {_ms(up)}, down {_ms(down)} (end to end, which"
+            f" bounds what the relay adds), lost {lost} (target: at most 20 ms added each way,"
+            f" 0 lost): **{'met' if met else 'missed'}**."
         )
     if 10 in site and 10 in bare:
         out.append(_against_bare(site[10], bare[10], floor))
