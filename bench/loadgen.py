@@ -6,23 +6,19 @@ message now and then, and takes in the model's 24 kHz speech and transcripts. Ev
 payload carries a stamp (:mod:`standin.probe`): the stand-in times
 what arrives upstream, the generator times the model's speech arriving downstream.
 
-Three transports reach the stand-in: :class:`SiteTransport` logs in to the product and
-opens its share socket, :class:`BareTransport` talks to the bare relay (same socket
-protocol, no login), :class:`DirectTransport` uses the google-genai SDK with no relay.
+Two transports reach the stand-in: :class:`SocketTransport` opens the share socket of the
+product (with a logged-in session cookie) or of the bare relay (the same protocol, no
+login), and :class:`DirectTransport` uses the google-genai SDK with no relay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.cookiejar
 import io
 import json
 import random
-import re
 import ssl
-import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -399,25 +395,3 @@ class SimUser:
                 self.result.error = self.result.error or f"ended: {value}"
                 self._end_seen.set()
                 return
-
-
-def log_in(base_url: str, username: str, password: str) -> str:
-    """Log in through the login form like a browser; the Cookie header for the socket."""
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    login_url = f"{base_url}/accounts/login/"
-    with opener.open(login_url, timeout=60) as response:
-        page = response.read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-    if token is None:
-        raise RuntimeError("no CSRF token on the login page")
-    form = urllib.parse.urlencode(
-        {"username": username, "password": password, "csrfmiddlewaretoken": token[1]}
-    ).encode()
-    request = urllib.request.Request(login_url, data=form, headers={"Referer": login_url})  # noqa: S310
-    with opener.open(request, timeout=120) as response:
-        response.read()
-    cookies = {cookie.name: cookie.value for cookie in jar}
-    if "sessionid" not in cookies:
-        raise RuntimeError(f"login as {username} failed")
-    return "; ".join(f"{name}={value}" for name, value in cookies.items())

@@ -555,7 +555,7 @@ class _Run:
     async def config(self, name: str) -> None:
         """Set up one configuration, pin it, measure it (a knee or the levels), tear down."""
         searched = self.ramp is not None and name in KNEE_CONFIGS
-        sizes = list(self.ramp if searched and self.ramp is not None else self.levels)
+        sizes = list(self.ramp) if searched and self.ramp is not None else list(self.levels)
         target = make_target(name, self.standin, self.workdir, self.site_env)
         try:
             await asyncio.to_thread(target.setup, max(sizes))
