@@ -26,6 +26,7 @@ BENCH_BEHAVIOUR = {
     "analyse_audio": False,  # no replies to (silent) audio: the model speaks on its own
     "bench_talk_s": 3.0,  # speaks 3 s, then listens 3 s: half the time, like a conversation
     "bench_silence_s": 3.0,
+    "bench_phase": True,  # turns fall where each conversation has them, not all at once
     "resumption_updates": True,
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 
 from websockets.exceptions import ConnectionClosed
 
@@ -28,6 +29,11 @@ async def stream_bench_speech(state: SessionState, tag: int, stop: asyncio.Event
     loop = asyncio.get_running_loop()
     sent = state.host.probe.sent_down
     seq, due = 0, loop.time()
+    if behaviour.bench_phase:  # each its own phase: no turn ends with everyone else's
+        period = behaviour.bench_talk_s + behaviour.bench_silence_s
+        due += random.Random(tag).random() * period  # noqa: S311 - a phase, not a secret
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, due - loop.time()))
     with contextlib.suppress(ConnectionClosed):
         while not stop.is_set():
             burst = Turn("", "AUDIO")  # billed as a turn: the context, then its audio

@@ -72,7 +72,9 @@ class Behaviour:
     silence once the connection's first stamped input arrives: bursts of that length,
     ``bench_silence_s`` apart, each with output transcription and ending in turnComplete,
     until the text ``bench:end`` (answered with ``bench-end``), or the end of the burst
-    playing when goAway is sent.
+    playing when goAway is sent. ``bench_phase`` starts each connection's first burst
+    after its own share of one talk-and-silence period (taken from its tag), as the turns
+    of people who do not talk to each other fall.
     """
 
     speech_gap_s: float = 0.4
@@ -106,6 +108,7 @@ class Behaviour:
     analyse_audio: bool = True
     bench_talk_s: float = 0.0
     bench_silence_s: float = 0.0
+    bench_phase: bool = False
 
 
 @dataclass(frozen=True)
