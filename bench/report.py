@@ -18,6 +18,7 @@ PROFILING = Path(__file__).with_name("profiling.md")
 LABELS = {
     "direct": "(a) direct SDK",
     "bare": "(b) bare relay",
+    "floor": "(d) the bare relay's work in Daphne + Channels",
     "site": "(c) product, 1 worker",
     "site2": "(c) product, 2 workers + nginx + Redis",
     "site-goaway": "(c) 1 worker, goAway hand-over",
@@ -75,7 +76,11 @@ def _method(data: dict[str, Any]) -> list[str]:
         f" real time, a {data['jpeg_bytes'] / 1000:.0f} KB JPEG once a second and a typed"
         " message every 6 to 12 s. The stand-in (its own process) speaks 24 kHz PCM in"
         " 100 ms chunks half of the time (3 s on, 3 s off, each burst a turn with its"
-        " transcript and usage).",
+        " transcript and usage), each session at its own phase of that period.",
+        "- Configurations: (a) the google-genai SDK straight to the stand-in; (b) the"
+        " tutorial relay (bench/bare_relay.py: websockets and the SDK); (c) the product;"
+        " (d) the floor of the product's stack (bench/floor_relay.py): (b)'s work and"
+        " nothing more, in a Channels consumer under Daphne on uvloop, as the product runs.",
         "- Every payload carries a sequence number and its send time"
         " (standin/probe.py). Up: browser send to stand-in receipt;"
         " down: stand-in send to browser receipt; one clock (CLOCK_MONOTONIC) for every"
@@ -85,7 +90,7 @@ def _method(data: dict[str, Any]) -> list[str]:
         " down: the stand-in's count against the browser's, after a last `bench:end`"
         " message that the stand-in answers only once its speech has gone out).",
         "- Worker CPU and peak RSS: the relay's processes (Daphne workers, or the bare"
-        " relay), sampled every 0.25 s; memory per session is (peak - idle) / sessions,"
+        " relay, the floor), sampled every 0.25 s; memory per session is (peak - idle) / sessions,"
         " idle being the fresh process before its first session.",
         f"- Pinning: {(data.get('pinning') or {}).get('describe', 'not pinned')}."
         " Every process between the generator and the stand-in (the Daphne worker, the bare"
@@ -129,6 +134,15 @@ def _knee_targets(knees: list[dict[str, Any]]) -> list[str]:
                 f" bare relay {theirs:.0f} us (target: at most the bare relay's):"
                 f" **{'met' if ours <= theirs else 'missed'}**."
             )
+    if "floor" in by:
+        floor = by["floor"]
+        share = site["sessions"] / floor["sessions"] if floor["sessions"] else float("inf")
+        out.append(
+            f"The floor of the stack (Daphne, Channels and the SDK doing the bare relay's"
+            f" work and nothing more) reached {_knee(floor)} sessions; the product"
+            f" {_knee(site)}, {share:.2f}x of it (not a target: what the stack leaves"
+            " to the product's own work)."
+        )
     met = site["sessions"] >= 150
     out.append(
         f"Sessions on one pinned core within p99 {site['bound_ms']:g} ms up and down, 0 lost:"

@@ -50,8 +50,8 @@ MODEL = "gemini-3.8-live"
 PASSWORD = "bench-password-" + "x" * 8
 OPEN_CONCURRENCY = 25
 SAMPLE_S = 0.25
-CONFIGS = ("direct", "bare", "site", "metrics", "site2")
-KNEE_CONFIGS = ("direct", "bare", "site")  # searched for their knee when a ramp is given
+CONFIGS = ("direct", "bare", "floor", "site", "metrics", "site2")
+KNEE_CONFIGS = ("direct", "bare", "floor", "site")  # searched for their knee when a ramp is given
 RAMP = (1, 10, 25, 50, 100, 150, 200, 300, 400)  # sessions, before the bisection
 METRICS_ROUNDS = 4  # rounds of the metrics comparison (each swaps the halves)
 METRICS_SESSIONS = 50  # at most, split over the two workers
@@ -221,6 +221,39 @@ class BareTarget(Target):
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+class FloorTarget(BareTarget):
+    """The bare relay's work in a Channels consumer under Daphne (bench/floor_relay.py)."""
+
+    name = "floor"
+
+    def setup(self, users: int) -> None:
+        self.port = free_port()
+        self.log = (self.workdir / "floor-relay.log").open("wb")
+        env = {
+            **os.environ, "FLOOR_BASE_URL": self.standin.base_url,
+            "FLOOR_CA": self.standin.ca_path, "PYTHONUNBUFFERED": "1",
+        }  # fmt: skip
+        env.pop("DJANGO_SETTINGS_MODULE", None)  # its own settings: none of the product's
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "assistant_site.serve", "-b", "127.0.0.1",
+             "-p", str(self.port), "bench.floor_relay:application"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        _wait_listening(self.port, self.process)
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Wait until ``port`` accepts connections; raise if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the relay exited with {process.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout:g} s")
 
 
 # The benchmark's users, and a logged-in session cookie for each, minted as Django's test
@@ -499,6 +532,8 @@ def make_target(
         return DirectTarget(standin, workdir)
     if name == "bare":
         return BareTarget(standin, workdir)
+    if name == "floor":
+        return FloorTarget(standin, workdir)
     if name in ("site", "site2"):
         workers = 1 if name == "site" else 2
         return SiteTarget(standin, workdir, workers=workers, extra_env=site_env)

@@ -17,7 +17,15 @@ import pytest
 
 from bench import loadgen, pinning, report, run
 from bench.run import run_all
-from bench.standin_proc import Report
+from bench.standin_proc import BENCH_BEHAVIOUR, Report
+
+
+@pytest.fixture(autouse=True)
+def short_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turns of 0.5 s, 0.5 s apart: every session's phase (at most one period) falls
+    inside a level of a few seconds, so every session hears the model speak."""
+    monkeypatch.setitem(BENCH_BEHAVIOUR, "bench_talk_s", 0.5)
+    monkeypatch.setitem(BENCH_BEHAVIOUR, "bench_silence_s", 0.5)
 
 
 class Recorded:
@@ -192,7 +200,7 @@ def test_a_short_ramp_on_pinned_cores_loses_nothing_and_reports_the_knee(
     before = os.sched_getaffinity(0)
     data = asyncio.run(
         run_all(
-            configs=["bare", "site"], levels=[2], ramp=[1, 3], seconds=3.0,
+            configs=["bare", "floor", "site"], levels=[2], ramp=[1, 3], seconds=3.0,
             workdir=tmp_path / "bench", go_away=False, log=lines.append, pinning=plan,
             bound_ms=1e9,  # what is asserted is the search and the loss, never a latency
         )
@@ -200,7 +208,7 @@ def test_a_short_ramp_on_pinned_cores_loses_nothing_and_reports_the_knee(
     assert os.sched_getaffinity(0) == before  # the test process is given its cores back
     assert data["skipped"] == {}
     knees = {knee["config"]: knee for knee in data["knees"]}
-    assert sorted(knees) == ["bare", "site"]
+    assert sorted(knees) == ["bare", "floor", "site"]
     for name, knee in knees.items():
         assert (knee["sessions"], knee["at_least"]) == (3, True), name
         assert [step["sessions"] for step in knee["steps"]] == [1, 3], name
@@ -210,7 +218,7 @@ def test_a_short_ramp_on_pinned_cores_loses_nothing_and_reports_the_knee(
 
     # Zero loss on every step, as the receiving ends counted it.
     assert [(level.config, level.sessions) for level, _, _ in recorded.levels] == [
-        ("bare", 1), ("bare", 3), ("site", 1), ("site", 3),
+        ("bare", 1), ("bare", 3), ("floor", 1), ("floor", 3), ("site", 1), ("site", 3),
     ]  # fmt: skip
     for level, standin_report, users in recorded.levels:
         assert level.opened == level.sessions
@@ -224,7 +232,7 @@ def test_a_short_ramp_on_pinned_cores_loses_nothing_and_reports_the_knee(
     observed = data["pinning"]["observed"]
     if plan.active:
         assert observed["generator"] == observed["stand-in"] == sorted(plan.load)
-        assert observed["bare"] == observed["site"] == sorted(plan.relay)
+        assert observed["bare"] == observed["floor"] == observed["site"] == sorted(plan.relay)
 
     out = tmp_path / "docs" / "benchmarks.md"
     report.write(data, out)
