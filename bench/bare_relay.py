@@ -18,6 +18,7 @@ import json
 import signal
 import ssl
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 from google import genai
@@ -76,6 +77,12 @@ async def up(ws: ServerConnection, session: Any) -> None:
 
 async def down(ws: ServerConnection, session: Any) -> None:
     """Model -> browser: speech and its transcription, across turns."""
+    async for frame in model_output(session):
+        await ws.send(frame)
+
+
+async def model_output(session: Any) -> AsyncIterator[bytes | str]:
+    """The model's speech (binary 0x01 frames) and transcription (``transcript`` JSON)."""
     while True:
         async for message in session.receive():
             content = message.server_content
@@ -84,10 +91,10 @@ async def down(ws: ServerConnection, session: Any) -> None:
             if content.model_turn is not None:
                 for part in content.model_turn.parts or []:
                     if part.inline_data is not None and part.inline_data.data:
-                        await ws.send(b"\x01" + part.inline_data.data)
+                        yield b"\x01" + part.inline_data.data
             if content.output_transcription is not None:
                 text = content.output_transcription.text or ""
-                await ws.send(json.dumps({"type": "transcript", "role": "model", "text": text}))
+                yield json.dumps({"type": "transcript", "role": "model", "text": text})
 
 
 async def main(port: int, base_url: str, ca: str) -> None:

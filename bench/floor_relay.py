@@ -34,7 +34,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from google import genai
 from google.genai import types
 
-from bench.bare_relay import MODEL, live_config
+from bench.bare_relay import MODEL, live_config, model_output
 
 
 @functools.cache
@@ -99,19 +99,11 @@ class FloorConsumer(AsyncWebsocketConsumer):
     async def down(self) -> None:
         """Model -> browser: speech and its transcription, across turns."""
         with contextlib.suppress(Exception):
-            while True:
-                async for message in self.session.receive():
-                    content = message.server_content
-                    if content is None:
-                        continue
-                    if content.model_turn is not None:
-                        for part in content.model_turn.parts or []:
-                            if part.inline_data is not None and part.inline_data.data:
-                                await self.send(bytes_data=b"\x01" + part.inline_data.data)
-                    if content.output_transcription is not None:
-                        text = content.output_transcription.text or ""
-                        message_json = {"type": "transcript", "role": "model", "text": text}
-                        await self.send(text_data=json.dumps(message_json))
+            async for frame in model_output(self.session):
+                if isinstance(frame, bytes):
+                    await self.send(bytes_data=frame)
+                else:
+                    await self.send(text_data=frame)
 
 
 application = FloorConsumer.as_asgi()

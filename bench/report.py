@@ -121,7 +121,7 @@ def _knee_targets(knees: list[dict[str, Any]]) -> list[str]:
     out = []
     if "bare" in by:
         bare = by["bare"]
-        ratio = site["sessions"] / bare["sessions"] if bare["sessions"] else float("inf")
+        ratio = _ratio(site, bare)
         out.append(
             f"Knee, one pinned core: the product {_knee(site)} sessions, the bare relay"
             f" {_knee(bare)}: {ratio:.2f}x (target: at least 1.5x):"
@@ -136,12 +136,11 @@ def _knee_targets(knees: list[dict[str, Any]]) -> list[str]:
             )
     if "floor" in by:
         floor = by["floor"]
-        share = site["sessions"] / floor["sessions"] if floor["sessions"] else float("inf")
         out.append(
             f"The floor of the stack (Daphne, Channels and the SDK doing the bare relay's"
             f" work and nothing more) reached {_knee(floor)} sessions; the product"
-            f" {_knee(site)}, {share:.2f}x of it (not a target: what the stack leaves"
-            " to the product's own work)."
+            f" {_knee(site)}, {_ratio(site, floor):.2f}x of it (not a target: what the"
+            " stack leaves to the product's own work)."
         )
     met = site["sessions"] >= 150
     out.append(
@@ -149,6 +148,11 @@ def _knee_targets(knees: list[dict[str, Any]]) -> list[str]:
         f" {_knee(site)} (target: at least 150): **{'met' if met else 'missed'}**."
     )
     return out
+
+
+def _ratio(knee: dict[str, Any], other: dict[str, Any]) -> float:
+    """One knee over another."""
+    return knee["sessions"] / other["sessions"] if other["sessions"] else float("inf")
 
 
 def _knee(knee: dict[str, Any]) -> str:
