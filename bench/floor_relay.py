@@ -4,9 +4,9 @@ It does what bench/bare_relay.py does and nothing more (no login, database, vali
 transcripts, resumption or metrics), but as a Channels ``AsyncWebsocketConsumer`` served
 by Daphne on uvloop (``python -m assistant_site.serve``), the server and framework the
 product runs on, with the same google-genai calls and the product's settings for the
-garbage collector. What it spends per message is what
-Daphne, Channels and the SDK spend before any of the product's own work: the lowest the
-product's figures can go without leaving them.
+garbage collector. What it spends per message is what Daphne, Channels and the SDK spend
+before any of the product's own work: the lowest the product's figures can go without
+leaving them.
 
     FLOOR_BASE_URL=https://127.0.0.1:8765 FLOOR_CA=ca.pem \\
         python -m assistant_site.serve -b 127.0.0.1 -p 8200 bench.floor_relay:application
